@@ -1,0 +1,24 @@
+import type { Command } from 'commander';
+import { DETECTORS } from '../detect/registry.js';
+import { renderCatalogue, renderDetector } from '../report/explain.js';
+import { UsageError } from './errors.js';
+import { chalkFor } from './shared-options.js';
+
+export function registerExplain(program: Command, setCode: (code: number) => void): void {
+  program
+    .command('explain')
+    .description('what each detector looks for, its evidence, thresholds and advice')
+    .argument('[detector]', 'detector id')
+    .option('--no-color', 'no colour (also: NO_COLOR=1)')
+    .action((id: string | undefined, options: { color: boolean }) => {
+      const chalk = chalkFor(process.stdout, options);
+      if (id === undefined) {
+        process.stdout.write(renderCatalogue(DETECTORS, chalk));
+      } else {
+        const spec = DETECTORS.find((s) => s.id === id);
+        if (!spec) throw new UsageError(`unknown detector "${id}"; known: ${DETECTORS.map((s) => s.id).join(', ')}`);
+        process.stdout.write(renderDetector(spec, chalk));
+      }
+      setCode(0);
+    });
+}

@@ -1,0 +1,78 @@
+import { DecodeStatus } from './packet.js';
+import { linkTypeName } from './link-types.js';
+
+/** What one decoder saw, for the warnings shown with a capture's results. */
+export class DecodeStats {
+  packets = 0;
+  /** Packets per DecodeStatus, indexed by the status. */
+  readonly byStatus = new Float64Array(6);
+  /** Packets of link types the decoder cannot read, by link type (only touched for those). */
+  readonly unsupportedLinkTypes = new Map<number, number>();
+  /** Packets carrying at least one 802.1Q/802.1ad tag, decoded or not. */
+  vlanTagged = 0;
+  /** TCP segments whose option list was damaged; options after the damage were not read. */
+  damagedOptions = 0;
+
+  get tcp(): number {
+    return this.byStatus[DecodeStatus.Tcp];
+  }
+
+  /** IP fragments whose TCP header is in another fragment (no reassembly is done). */
+  get fragments(): number {
+    return this.byStatus[DecodeStatus.Fragment];
+  }
+
+  get malformed(): number {
+    return this.byStatus[DecodeStatus.Malformed];
+  }
+
+  get truncated(): number {
+    return this.byStatus[DecodeStatus.Truncated];
+  }
+
+  count(status: DecodeStatus, linkType: number, vlanTags: number, optionsDamaged: boolean): void {
+    this.packets++;
+    this.byStatus[status]++;
+    if (vlanTags !== 0) this.vlanTagged++;
+    if (optionsDamaged) this.damagedOptions++;
+    if (status === DecodeStatus.UnsupportedLink) {
+      this.unsupportedLinkTypes.set(linkType, (this.unsupportedLinkTypes.get(linkType) ?? 0) + 1);
+    }
+  }
+
+  reset(): void {
+    this.packets = 0;
+    this.byStatus.fill(0);
+    this.unsupportedLinkTypes.clear();
+    this.vlanTagged = 0;
+    this.damagedOptions = 0;
+  }
+}
+
+function packets(n: number): string {
+  return `${n.toLocaleString('en-US')} ${n === 1 ? 'packet' : 'packets'}`;
+}
+
+/** One line per kind of packet the analysis could not use, for the input's warnings. */
+export function decodeWarnings(stats: DecodeStats): string[] {
+  const warnings: string[] = [];
+  const linkTypes = [...stats.unsupportedLinkTypes].sort((a, b) => a[0] - b[0]);
+  for (const [linkType, n] of linkTypes) {
+    const name = linkTypeName(linkType);
+    const label = name === String(linkType) ? name : `${linkType} (${name})`;
+    warnings.push(`${packets(n)} of link type ${label} skipped`);
+  }
+  if (stats.malformed > 0) {
+    warnings.push(`${stats.malformed.toLocaleString('en-US')} malformed ${stats.malformed === 1 ? 'packet' : 'packets'} skipped`);
+  }
+  if (stats.truncated > 0) {
+    warnings.push(`${packets(stats.truncated)} cut by the capture's snaplen before the end of the TCP header skipped`);
+  }
+  if (stats.fragments > 0) {
+    warnings.push(`${packets(stats.fragments)} skipped: IP fragments without a TCP header (fragments are not reassembled)`);
+  }
+  if (stats.damagedOptions > 0) {
+    warnings.push(`${packets(stats.damagedOptions)} with a damaged TCP option list kept (options after the damage ignored)`);
+  }
+  return warnings;
+}

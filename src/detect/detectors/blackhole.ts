@@ -1,0 +1,298 @@
+import type { Conversation } from '../../flow/conversation.js';
+import { Note, type Segment } from '../../flow/segment.js';
+import { seqDiff } from '../../flow/seq.js';
+import type { DetectorSpec } from '../detector.js';
+import { endpointsOf, humanSeconds, median, round, tupleText } from '../util.js';
+
+type Thresholds = {
+  minExchanges: number;
+  responseFactor: number;
+  minSilenceSeconds: number;
+  minUnansweredSegments: number;
+};
+
+/** Earlier response times kept per conversation (the most recent ones) for the median. */
+const MAX_RESPONSE_TIMES = 256;
+
+type Ending = 'client-fin' | 'client-rst' | 'server-fin' | 'server-rst' | 'answered' | 'open';
+
+/** Per conversation: the request/response rhythm so far and the client data waiting for an answer. */
+class State {
+  exchanges = 0;
+  readonly responseTimes: number[] = [];
+  /** Whether client payload is waiting for server payload (a request in progress). */
+  pending = false;
+  pendingStartTime = 0;
+  pendingStartFrame = 0;
+  /** Absolute sequence number of the first unanswered client byte. */
+  pendingStartSeq = 0;
+  pendingLastTime = 0;
+  pendingLastFrame = 0;
+  pendingSegments = 0;
+  pendingBytes = 0;
+  /** Sequence ends of unanswered client segments not yet ACKed (a queue: head .. length). */
+  readonly ends: number[] = [];
+  endsHead = 0;
+  ackedSegments = 0;
+  ackedBytes = 0;
+  lastAckTime = -1;
+  lastAckFrame = 0;
+  /** The server advertised a zero window while the data waited: a receiver stall, not a blackhole. */
+  zeroWindow = false;
+  ending: Ending = 'open';
+  endTime = -1;
+  endFrame = 0;
+  /** Finding already reported for the current pending period. */
+  reported = false;
+  /** Unanswered segment count at the last report, to update only when evidence grew. */
+  reportedSegments = 0;
+  /** Blackhole periods already reported and over on this conversation (keys). */
+  periods = 0;
+}
+
+export const blackhole: DetectorSpec<Thresholds> = {
+  id: 'blackhole',
+  title: 'Requests ACKed but never answered (blackhole)',
+  severity: 'critical',
+  summary: 'The peer acknowledges the client\'s requests but never answers them: a proxy or load balancer with nowhere to deliver the bytes.',
+  explanation: [
+    'A load balancer or proxy terminates TCP itself: it acknowledges the client\'s bytes as soon as they',
+    'reach its socket buffer, whether or not it can deliver them to a backend. When the backend behind an',
+    'established connection is deregistered, crashed or unreachable, the proxy keeps ACKing the client but',
+    'nothing ever comes back: the client sees a healthy TCP connection and a request that hangs until its',
+    'own timeout (or forever, without one). On the back leg the proxy retransmits towards the dead backend',
+    'in RTO backoff and sends only a couple of new segments; everything else sits in its socket buffer,',
+    'already ACKed to the client. This detector follows the request/response rhythm of each conversation',
+    '(client payload, then server payload: one exchange, with its response time). After at least',
+    'minExchanges exchanges, client payload that the server acknowledges (ACK progress covering it) but',
+    'answers with no payload for longer than max(responseFactor x the median earlier response time,',
+    'minSilenceSeconds), over at least minUnansweredSegments ACKed client segments, is a blackhole. It',
+    'ends with the client giving up (FIN or RST), the server closing, or the end of the capture. A server',
+    'advertising a zero window meanwhile is a receiver stall (zero-window-stall), not a blackhole; data',
+    'that is not ACKed at all is a retransmission storm.',
+  ].join(' '),
+  evidence: {
+    unansweredSegments: 'client payload segments sent since the last server payload',
+    unansweredBytes: 'client payload bytes sent since the last server payload',
+    ackedSegments: 'of those, segments the server acknowledged',
+    ackedBytes: 'of those, bytes the server acknowledged',
+    sinceFrame: 'frame of the first unanswered client segment',
+    sinceTime: 'capture time of the first unanswered client segment',
+    lastClientFrame: 'frame of the last unanswered client segment',
+    lastAckFrame: 'frame of the server\'s last ACK covering unanswered data',
+    unansweredSeconds: 'from the first unanswered client segment to the last evidence (client segment, server ACK, or how it ended)',
+    earlierExchanges: 'request/response exchanges before the silence',
+    medianResponseSeconds: 'median response time of those exchanges (last client payload to first server payload)',
+    maxResponseSeconds: 'longest of those response times',
+    thresholdSeconds: 'silence needed: max(responseFactor x median response, minSilenceSeconds)',
+    ending: 'client-fin / client-rst (the client gave up), server-fin / server-rst, answered (a response came after all), or open (end of capture)',
+    endFrame: 'frame of the FIN, RST or late response that ended it (null when open)',
+  },
+  thresholds: {
+    minExchanges: { default: 2, unit: 'exchanges', description: 'request/response exchanges before the silence, to know the conversation expects answers' },
+    responseFactor: { default: 10, unit: 'ratio', description: 'silence as a multiple of the median earlier response time' },
+    minSilenceSeconds: { default: 5, unit: 's', description: 'silence needed however fast earlier responses were' },
+    minUnansweredSegments: { default: 3, unit: 'segments', description: 'client payload segments the server ACKed without answering' },
+  },
+  advice: [
+    'Make the load balancer close connections to a deregistered or unhealthy backend instead of holding them: AWS NLB target group attribute `deregistration_delay.connection_termination.enabled=true` (and a deregistration delay that lets in-flight requests finish), HAProxy `on-marked-down shutdown-sessions` on the server line, Envoy outlier detection with connection draining.',
+    'Give every request an application-level timeout shorter than the user-visible one, and treat a timeout as a reason to close and re-dial the connection rather than reuse it.',
+    'On long-lived connections, use heartbeats that expect a reply (HTTP/2 PING, gRPC keepalive `GRPC_ARG_KEEPALIVE_TIME_MS` with `GRPC_ARG_KEEPALIVE_TIMEOUT_MS`, Redis PING, WebSocket ping/pong) and close the connection when the reply does not come; TCP keepalive alone is answered by the proxy and proves nothing about the backend.',
+    'Capture on the proxy\'s backend leg too: a retransmission storm there (connscope retransmit-storm) confirms the backend is gone.',
+  ],
+  create({ thresholds, slot, report }) {
+    const stateOf = (conv: Conversation): State => {
+      let state = conv.scratch[slot] as State | undefined;
+      if (state === undefined) {
+        state = new State();
+        conv.scratch[slot] = state;
+      }
+      return state;
+    };
+
+    const thresholdFor = (medianResponse: number): number =>
+      Math.max(thresholds.responseFactor * medianResponse, thresholds.minSilenceSeconds);
+
+    /** The latest time the pending data is known to have been waiting. */
+    const lastEvidence = (state: State): number => {
+      let t = Math.max(state.pendingLastTime, state.lastAckTime);
+      if (state.endTime >= 0) t = Math.max(t, state.endTime);
+      return t;
+    };
+
+    const qualifies = (state: State): boolean => {
+      if (!state.pending || state.zeroWindow || state.exchanges < thresholds.minExchanges) return false;
+      if (state.ackedSegments < thresholds.minUnansweredSegments) return false;
+      const medianResponse = median(state.responseTimes);
+      return lastEvidence(state) - state.pendingStartTime >= thresholdFor(medianResponse);
+    };
+
+    const emit = (conv: Conversation, state: State): void => {
+      const medianResponse = median(state.responseTimes);
+      const maxResponse = Math.max(...state.responseTimes);
+      const threshold = thresholdFor(medianResponse);
+      const span = lastEvidence(state) - state.pendingStartTime;
+      const { client, server } = endpointsOf(conv);
+      const answered = state.ending === 'answered';
+      const endingText: Record<Ending, string> = {
+        'client-fin': 'until the client gave up and closed the connection (FIN)',
+        'client-rst': 'until the client gave up and reset the connection',
+        'server-fin': 'until the server closed the connection (FIN) without answering',
+        'server-rst': 'until the server reset the connection without answering',
+        answered: 'before a response finally came',
+        open: 'and the capture ends with them still unanswered',
+      };
+      const parts = [
+        `After ${state.exchanges} request/response exchanges answered in ${humanSeconds(medianResponse)} (median; longest ${humanSeconds(maxResponse)}),`,
+        `the client sent ${state.pendingSegments} more segments (${state.pendingBytes} bytes) from frame ${state.pendingStartFrame} on;`,
+        `the server acknowledged ${state.ackedSegments} of them (${state.ackedBytes} bytes) but sent no payload back for ${humanSeconds(span)},`,
+        `${endingText[state.ending]}.`,
+      ];
+      if (answered) {
+        parts.push('The data was delivered in the end, so this was a stall behind the acknowledging peer (a slow or re-dialled backend), not a lost connection.');
+      } else {
+        parts.push('The peer\'s TCP stack accepted the bytes while nothing behind it answered: the signature of a load balancer or proxy whose backend is gone (deregistered, crashed or unreachable) and which keeps the client connection open.');
+      }
+      report({
+        key: `${conv.id}/${state.periods}`,
+        severity: answered ? 'info' : 'critical',
+        title: answered
+          ? `Requests ACKed but answered only after ${humanSeconds(span)}: ${tupleText(conv)}`
+          : `${state.ackedSegments} client segments ACKed, no response for ${humanSeconds(span)}: ${tupleText(conv)}`,
+        conversations: [conv.id],
+        client,
+        server,
+        start: state.pendingStartTime,
+        end: lastEvidence(state),
+        evidence: {
+          unansweredSegments: state.pendingSegments,
+          unansweredBytes: state.pendingBytes,
+          ackedSegments: state.ackedSegments,
+          ackedBytes: state.ackedBytes,
+          sinceFrame: state.pendingStartFrame,
+          sinceTime: round(state.pendingStartTime),
+          lastClientFrame: state.pendingLastFrame,
+          lastAckFrame: state.lastAckTime >= 0 ? state.lastAckFrame : null,
+          unansweredSeconds: round(span),
+          earlierExchanges: state.exchanges,
+          medianResponseSeconds: round(medianResponse),
+          maxResponseSeconds: round(maxResponse),
+          thresholdSeconds: round(threshold),
+          ending: state.ending,
+          endFrame: state.ending === 'open' ? null : state.endFrame,
+        },
+        explanation: parts.join(' '),
+        advice: answered ? blackhole.advice.slice(1, 2) : blackhole.advice,
+      });
+      state.reported = true;
+      state.reportedSegments = state.pendingSegments;
+    };
+
+    /** Reports when the pending data qualifies; later calls update the finding as evidence grows. */
+    const check = (conv: Conversation, state: State, final: boolean): void => {
+      if (!qualifies(state)) return;
+      // Live: report once it qualifies, then again when the unanswered count doubled or it ended.
+      if (!state.reported || final || state.pendingSegments >= 2 * state.reportedSegments) emit(conv, state);
+    };
+
+    const endPending = (state: State): void => {
+      if (state.reported) state.periods++;
+      state.pending = false;
+      state.reported = false;
+      state.reportedSegments = 0;
+      state.pendingSegments = 0;
+      state.pendingBytes = 0;
+      state.ends.length = 0;
+      state.endsHead = 0;
+      state.ackedSegments = 0;
+      state.ackedBytes = 0;
+      state.lastAckTime = -1;
+      state.zeroWindow = false;
+    };
+
+    const setEnding = (conv: Conversation, state: State, ending: Ending, seg: Segment): void => {
+      if (state.ending !== 'open') return;
+      state.ending = ending;
+      state.endTime = seg.time;
+      state.endFrame = seg.frame;
+      check(conv, state, true);
+    };
+
+    return {
+      interest: Note.NewData | Note.AckProgress | Note.ZeroWindow | Note.Fin | Note.Reset,
+      onSegment(conv: Conversation, seg: Segment) {
+        const state = stateOf(conv);
+        const notes = seg.notes;
+        const isData = (notes & Note.NewData) !== 0 && seg.payloadLength > 0 && (notes & Note.AfterReset) === 0;
+        if (seg.fromClient) {
+          if (isData && state.ending === 'open') {
+            if (!state.pending) {
+              state.pending = true;
+              state.pendingStartTime = seg.time;
+              state.pendingStartFrame = seg.frame;
+              state.pendingStartSeq = seg.seq;
+            }
+            state.pendingLastTime = seg.time;
+            state.pendingLastFrame = seg.frame;
+            state.pendingSegments++;
+            state.pendingBytes += seg.payloadLength;
+            state.ends.push((seg.seq + seg.payloadLength) >>> 0);
+            if (state.reported) check(conv, state, false);
+          }
+          if ((notes & Note.Reset) !== 0) setEnding(conv, state, 'client-rst', seg);
+          else if ((notes & Note.Fin) !== 0 && conv.client.fins === 1) setEnding(conv, state, 'client-fin', seg);
+          return;
+        }
+        // From the server.
+        if (state.pending && state.ending === 'open') {
+          if ((notes & Note.ZeroWindow) !== 0) state.zeroWindow = true;
+          if ((notes & Note.AckProgress) !== 0) {
+            const ends = state.ends;
+            let covered = false;
+            while (state.endsHead < ends.length && seqDiff(seg.ack, ends[state.endsHead]) >= 0) {
+              state.endsHead++;
+              state.ackedSegments++;
+              covered = true;
+            }
+            if (state.endsHead > 1024 && state.endsHead * 2 > ends.length) {
+              ends.splice(0, state.endsHead);
+              state.endsHead = 0;
+            }
+            const acked = seqDiff(seg.ack, state.pendingStartSeq);
+            if (acked > state.ackedBytes) state.ackedBytes = Math.min(acked, state.pendingBytes);
+            if (covered || acked > 0) {
+              state.lastAckTime = seg.time;
+              state.lastAckFrame = seg.frame;
+            }
+            if (!isData) check(conv, state, false);
+          }
+        }
+        if (isData && state.ending === 'open') {
+          if (state.pending) {
+            if (state.reported) {
+              state.ending = 'answered';
+              state.endTime = seg.time;
+              state.endFrame = seg.frame;
+              emit(conv, state);
+              state.ending = 'open';
+              state.endTime = -1;
+            }
+            state.exchanges++;
+            const responseTimes = state.responseTimes;
+            if (responseTimes.length >= MAX_RESPONSE_TIMES) responseTimes.shift();
+            responseTimes.push(seg.time - state.pendingLastTime);
+            endPending(state);
+          }
+          return;
+        }
+        if ((notes & Note.Reset) !== 0) setEnding(conv, state, 'server-rst', seg);
+        else if ((notes & Note.Fin) !== 0 && conv.server.fins === 1) setEnding(conv, state, 'server-fin', seg);
+      },
+      onFinalize(conv: Conversation) {
+        const state = conv.scratch[slot] as State | undefined;
+        if (state === undefined || state.ending !== 'open') return;
+        check(conv, state, true);
+      },
+    };
+  },
+};

@@ -1,0 +1,311 @@
+import type { Conversation } from '../../flow/conversation.js';
+import { Note, type Segment } from '../../flow/segment.js';
+import { hostPort } from '../../flow/summary.js';
+import type { DetectorSpec } from '../detector.js';
+import type { EndpointRef } from '../finding.js';
+import { idleTimeoutsBetween } from '../knowledge.js';
+import { endpointsOf, humanSeconds, median, round } from '../util.js';
+
+type Thresholds = {
+  minIdleSeconds: number;
+  crossSlackSeconds: number;
+};
+
+/** Races listed in a finding's evidence (all are counted). */
+const MAX_LISTED_RACES = 50;
+/** Idle gaps kept per server for the timeout inference. */
+const MAX_GAPS = 1000;
+/** Servers followed at once; past it new servers are not followed (bounded memory). */
+const MAX_SERVERS = 100_000;
+
+interface Race {
+  conversation: number;
+  client: string;
+  clientRef: EndpointRef;
+  /** From the end of the last exchange to the request. */
+  idleBeforeSeconds: number;
+  /** The server's idle gap before its FIN (end of last exchange to FIN). */
+  serverIdleSeconds: number;
+  /** Request time minus FIN time: negative when the request left before the FIN arrived (crossed). */
+  requestAfterFinSeconds: number;
+  finFrame: number;
+  requestFrame: number;
+  rstFrame: number;
+  finTime: number;
+  requestTime: number;
+  rstTime: number;
+}
+
+/** Per server (ip:port): the races seen and the idle gaps after which it closed connections. */
+class ServerState {
+  readonly races: Race[] = [];
+  raceCount = 0;
+  readonly raceIdles: number[] = [];
+  /** Idle gaps (end of the last exchange to the server's FIN) of every idle close, races included. */
+  readonly gaps: number[] = [];
+  gapCount = 0;
+  readonly conversations: number[] = [];
+  readonly clients = new Set<string>();
+  start = Infinity;
+  end = -Infinity;
+  constructor(readonly server: EndpointRef, readonly key: string) {}
+}
+
+/** Per conversation. */
+class State {
+  /** Time of the last payload in either direction (end of the last exchange), -1 before any. */
+  lastPayloadTime = -1;
+  /** Server payload seen (the connection carried at least one response). */
+  answeredOnce = false;
+  /** Start of the client's current request: first client payload after server payload or idle. */
+  requestTime = -1;
+  requestFrame = 0;
+  /** Quiet start before that request (lastPayloadTime when it began). */
+  requestQuietSince = -1;
+  requestAnswered = false;
+  /** Whether the last payload was the client's (a request in progress). */
+  clientSpeaking = false;
+  /** The server's FIN: time, frame and the idle gap before it. */
+  finTime = -1;
+  finFrame = 0;
+  finGap = -1;
+  /** The request that crossed or followed the FIN, once known. */
+  raceRequestTime = -1;
+  raceRequestFrame = 0;
+  raceQuietSince = -1;
+  done = false;
+}
+
+export const keepaliveRace: DetectorSpec<Thresholds> = {
+  id: 'keepalive-race',
+  title: 'Request on a pooled connection the server was closing',
+  severity: 'warning',
+  summary: 'A client reused an idle keep-alive connection just as the server closed it: the request met a FIN and then an RST.',
+  explanation: [
+    'HTTP clients and database drivers keep idle connections in a pool and reuse them for the next',
+    'request. The server (or a proxy in between) closes connections that stay idle longer than its own',
+    'timeout: it sends a FIN. If the client picks the connection from its pool at about that moment, its',
+    'request crosses the FIN on the wire (or follows it before the client noticed it); the server\'s',
+    'socket is already closed, so the request is answered with an RST, and the client sees ECONNRESET or',
+    '"socket hang up" on a request that was never processed. It happens whenever the client\'s pool idle',
+    'timeout is longer than (or equal to) the server\'s, and looks random because it needs the two to',
+    'coincide. This detector finds conversations where the server sent the first FIN after an idle gap',
+    '(at least minIdleSeconds since the last payload), the client sent a request that crossed it (sent',
+    'less than max(2 x handshake RTT, crossSlackSeconds) before the FIN was seen) or followed it, the',
+    'request got no payload back, and the server then reset the connection. Races are reported once per',
+    'server (ip:port), since the mismatch is between one client pool setting and one server setting;',
+    'the server\'s idle timeout is inferred from the gaps after which it closed idle connections, races',
+    'or not.',
+  ].join(' '),
+  evidence: {
+    races: 'number of conversations where a request met the server\'s FIN and was reset',
+    conversations: 'those conversations (ids, up to 50 listed in raceList)',
+    raceList: 'per race: conversation, client, idle before the request, server idle before its FIN, request time minus FIN time, FIN, request and RST frames',
+    clientIdleBeforeReuseSeconds: 'median idle time before the racing requests (end of the last exchange to the request)',
+    inferredServerIdleTimeoutSeconds: 'median idle gap after which this server closed idle connections (races and clean idle closes)',
+    minServerIdleGapSeconds: 'shortest of those gaps',
+    idleClosesObserved: 'idle closes by this server the inference is based on',
+    matchingKnownTimeouts: 'documented idle-timeout defaults within 10% of the inferred timeout',
+    clients: 'distinct client addresses that hit the race',
+  },
+  thresholds: {
+    minIdleSeconds: { default: 1, unit: 's', description: 'idle gap before the server\'s FIN for it to count as an idle-timeout close' },
+    crossSlackSeconds: { default: 0.1, unit: 's', description: 'a request sent this long (or 2 x handshake RTT) before the FIN was seen still crossed it' },
+  },
+  advice: [
+    'Make the client pool\'s idle timeout shorter than the server\'s and every proxy\'s on the path (nginx `keepalive_timeout` 75 s, AWS ALB idle timeout 60 s, Node.js `http.Server.keepAliveTimeout` 5 s for years): e.g. Node `new http.Agent({ keepAlive: true, timeout })` / agentkeepalive `freeSocketTimeout` below the server\'s timeout, Go `http.Transport.IdleConnTimeout`, Apache HttpClient `evictIdleConnections`, HikariCP `maxLifetime`/`idleTimeout` below the database\'s `wait_timeout`.',
+    'Or raise the server\'s keep-alive timeout above the client\'s (Node: `server.keepAliveTimeout` and `headersTimeout` greater than the load balancer\'s idle timeout).',
+    'Retry idempotent requests once on ECONNRESET / "socket hang up" from a reused connection (most HTTP clients do this only for requests they know are idempotent).',
+  ],
+  create({ thresholds, slot, report }) {
+    const servers = new Map<string, ServerState>();
+
+    const stateOf = (conv: Conversation): State => {
+      let state = conv.scratch[slot] as State | undefined;
+      if (state === undefined) {
+        state = new State();
+        conv.scratch[slot] = state;
+      }
+      return state;
+    };
+
+    const serverOf = (conv: Conversation): ServerState | null => {
+      const { server } = endpointsOf(conv);
+      const key = hostPort(server);
+      let entry = servers.get(key);
+      if (entry === undefined) {
+        if (servers.size >= MAX_SERVERS) return null;
+        entry = new ServerState(server, key);
+        servers.set(key, entry);
+      }
+      return entry;
+    };
+
+    const crossWindow = (conv: Conversation): number => {
+      const rtt = conv.establishedTime >= 0 && conv.lastSynTime >= 0 ? conv.establishedTime - conv.lastSynTime : 0;
+      return Math.max(2 * rtt, thresholds.crossSlackSeconds);
+    };
+
+    const emit = (entry: ServerState): void => {
+      if (entry.raceCount === 0) return;
+      const timeout = median(entry.gaps);
+      const minGap = entry.gaps.length > 0 ? Math.min(...entry.gaps) : NaN;
+      const clientIdle = median(entry.raceIdles);
+      const matching = Number.isFinite(timeout) ? idleTimeoutsBetween(timeout * 0.9, timeout * 1.1) : [];
+      const first = entry.races[0];
+      const crossed = entry.races.filter((r) => r.requestAfterFinSeconds < 0).length;
+      const parts = [
+        `${entry.raceCount} request${entry.raceCount === 1 ? '' : 's'} to ${entry.key} went out on a connection the server was closing:`,
+        `after ${humanSeconds(clientIdle)} idle (median) the client reused the connection, the server's FIN ${crossed > 0 ? `crossed ${crossed === entry.raceCount ? 'each' : `${crossed} of these`} request${crossed === 1 ? '' : 's'} on the wire` : 'had arrived just before'},`,
+        'no response came, and the server answered the request with an RST (the client sees ECONNRESET / "socket hang up").',
+        `In conversation ${first.conversation}: FIN at frame ${first.finFrame} after ${humanSeconds(first.serverIdleSeconds)} idle, request at frame ${first.requestFrame}, RST at frame ${first.rstFrame}.`,
+      ];
+      if (Number.isFinite(timeout)) {
+        parts.push(`This server closed ${entry.gapCount} idle connection${entry.gapCount === 1 ? '' : 's'} after ${humanSeconds(timeout)} (median; shortest ${humanSeconds(minGap)}): its idle timeout is about ${humanSeconds(timeout)}${matching.length > 0 ? ` (matches ${matching.map((m) => m.name).join(', ')})` : ''}, and the client's pool keeps connections at least that long.`);
+      }
+      report({
+        key: entry.key,
+        severity: 'warning',
+        title: `${entry.raceCount} request${entry.raceCount === 1 ? '' : 's'} raced the server's idle close (${humanSeconds(clientIdle)} idle): ${entry.key}`,
+        conversations: [...entry.conversations],
+        client: first.clientRef,
+        server: entry.server,
+        start: entry.start,
+        end: entry.end,
+        evidence: {
+          races: entry.raceCount,
+          conversations: [...entry.conversations],
+          raceList: entry.races.map((r) => ({
+            conversation: r.conversation,
+            client: r.client,
+            idleBeforeSeconds: round(r.idleBeforeSeconds),
+            serverIdleSeconds: round(r.serverIdleSeconds),
+            requestAfterFinSeconds: round(r.requestAfterFinSeconds),
+            finFrame: r.finFrame,
+            requestFrame: r.requestFrame,
+            rstFrame: r.rstFrame,
+          })),
+          clientIdleBeforeReuseSeconds: round(clientIdle),
+          inferredServerIdleTimeoutSeconds: Number.isFinite(timeout) ? round(timeout) : null,
+          minServerIdleGapSeconds: Number.isFinite(minGap) ? round(minGap) : null,
+          idleClosesObserved: entry.gapCount,
+          matchingKnownTimeouts: matching.map((m) => m.name),
+          clients: entry.clients.size,
+        },
+        explanation: parts.join(' '),
+        advice: keepaliveRace.advice,
+      });
+    };
+
+    const recordGap = (conv: Conversation, gap: number): void => {
+      const entry = serverOf(conv);
+      if (entry === null) return;
+      entry.gapCount++;
+      if (entry.gaps.length < MAX_GAPS) entry.gaps.push(gap);
+    };
+
+    return {
+      interest: Note.NewData | Note.Fin | Note.Reset,
+      onSegment(conv: Conversation, seg: Segment) {
+        const state = stateOf(conv);
+        if (state.done) return;
+        const notes = seg.notes;
+        const payload = (notes & Note.NewData) !== 0 && seg.payloadLength > 0 && (notes & Note.AfterReset) === 0;
+        if (seg.fromClient) {
+          if (!payload) return;
+          if (state.finTime >= 0) {
+            // Data after the server's FIN: the client wrote on a connection the server had closed.
+            if (state.raceRequestTime < 0 && state.answeredOnce) {
+              state.raceRequestTime = seg.time;
+              state.raceRequestFrame = seg.frame;
+              state.raceQuietSince = state.lastPayloadTime;
+            }
+          } else if (!state.clientSpeaking) {
+            state.requestTime = seg.time;
+            state.requestFrame = seg.frame;
+            state.requestQuietSince = state.lastPayloadTime;
+            state.requestAnswered = false;
+          }
+          state.clientSpeaking = true;
+          if (state.finTime < 0) state.lastPayloadTime = seg.time;
+          return;
+        }
+        // From the server.
+        if ((notes & Note.Reset) !== 0) {
+          state.done = true;
+          if (state.raceRequestTime < 0 || state.finTime < 0) return;
+          const quietSince = state.raceQuietSince;
+          const idleBefore = state.raceRequestTime - quietSince;
+          if (quietSince < 0 || idleBefore < thresholds.minIdleSeconds) return;
+          const entry = serverOf(conv);
+          if (entry === null) return;
+          const { client } = endpointsOf(conv);
+          const race: Race = {
+            conversation: conv.id,
+            client: hostPort(client),
+            clientRef: client,
+            idleBeforeSeconds: idleBefore,
+            serverIdleSeconds: state.finGap,
+            requestAfterFinSeconds: state.raceRequestTime - state.finTime,
+            finFrame: state.finFrame,
+            requestFrame: state.raceRequestFrame,
+            rstFrame: seg.frame,
+            finTime: state.finTime,
+            requestTime: state.raceRequestTime,
+            rstTime: seg.time,
+          };
+          entry.raceCount++;
+          entry.raceIdles.push(idleBefore);
+          if (entry.races.length < MAX_LISTED_RACES) {
+            entry.races.push(race);
+            entry.conversations.push(conv.id);
+          }
+          entry.clients.add(client.ip);
+          entry.start = Math.min(entry.start, race.requestTime, race.finTime);
+          entry.end = Math.max(entry.end, race.rstTime);
+          emit(entry);
+          return;
+        }
+        if (payload) {
+          state.answeredOnce = true;
+          state.clientSpeaking = false;
+          state.requestAnswered = true;
+          if (state.finTime >= 0) {
+            // The server answered after its FIN (a half-close): whatever came before was served.
+            state.done = true;
+            return;
+          }
+          state.lastPayloadTime = seg.time;
+        }
+        if ((notes & Note.Fin) !== 0 && state.finTime < 0) {
+          state.finTime = seg.time;
+          state.finFrame = seg.frame;
+          if (payload || !state.answeredOnce) {
+            // A response that closes (Connection: close), or a close before any exchange.
+            state.done = true;
+            return;
+          }
+          // A client request still unanswered that left shortly before the FIN crossed it.
+          const crossing = state.clientSpeaking && !state.requestAnswered && state.requestTime >= 0 &&
+            seg.time - state.requestTime <= crossWindow(conv);
+          const quietSince = crossing ? state.requestQuietSince : state.lastPayloadTime;
+          if (quietSince < 0) return;
+          const gap = seg.time - quietSince;
+          state.finGap = gap;
+          if (gap >= thresholds.minIdleSeconds) recordGap(conv, gap);
+          if (crossing) {
+            state.raceRequestTime = state.requestTime;
+            state.raceRequestFrame = state.requestFrame;
+            state.raceQuietSince = state.requestQuietSince;
+          } else if (state.clientSpeaking) {
+            // The server closed while a request was outstanding for a while: not a pool race.
+            state.done = true;
+          }
+        }
+      },
+      finish() {
+        for (const entry of servers.values()) emit(entry);
+      },
+    };
+  },
+};

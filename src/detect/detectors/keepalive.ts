@@ -1,0 +1,235 @@
+import type { Conversation, Endpoint } from '../../flow/conversation.js';
+import { Note, type Segment } from '../../flow/segment.js';
+import { type EndpointSummary, endpointSummary, hostPort } from '../../flow/summary.js';
+import type { DetectorSpec } from '../detector.js';
+import { bracketOf, DEFAULT_FAIL_RETRIES, DEFAULT_MIN_GAP_SECONDS, GapState, IDLE_GAP_INTEREST, IdleGapBook } from '../idle-gaps.js';
+import { MIDDLEBOX_IDLE_TIMEOUTS } from '../knowledge.js';
+import { humanSeconds, median, round } from '../util.js';
+
+type Thresholds = {
+  minProbes: number;
+};
+
+/** Intervals and idle times kept per group for the medians. */
+const MAX_SAMPLES = 4096;
+
+/** One side's probes on one conversation. */
+class SideProbes {
+  probes = 0;
+  lastTime = -1;
+  /** Peer's non-RST packet count at the last probe: more at the next probe means it was answered. */
+  peerQuietAtLast = 0;
+}
+
+class State {
+  readonly sides = [new SideProbes(), new SideProbes()];
+  readonly gaps = new GapState();
+}
+
+/** Probes towards one server (ip:port) sent by one role, across conversations. */
+class Group {
+  readonly conversations: number[] = [];
+  conversationCount = 0;
+  probes = 0;
+  answered = 0;
+  unanswered = 0;
+  readonly intervals: number[] = [];
+  readonly idleBefore: number[] = [];
+  firstFrame = 0;
+  firstTime = -1;
+  lastTime = -1;
+  constructor(
+    readonly key: string,
+    readonly sender: 'client' | 'server',
+    readonly client: EndpointSummary,
+    readonly server: EndpointSummary,
+  ) {}
+}
+
+function nonResetPackets(endpoint: Endpoint): number {
+  return endpoint.packets - endpoint.rsts;
+}
+
+export const keepalive: DetectorSpec<Thresholds> = {
+  id: 'keepalive',
+  title: 'TCP keepalive in use',
+  severity: 'info',
+  summary: 'Who sends TCP keep-alive probes, how often, whether they are answered, and whether they come often enough for the idle timeout seen on the path.',
+  explanation: [
+    'A TCP keep-alive probe is a segment carrying no new data (zero bytes, or one old byte) at snd.una-1,',
+    'sent after the connection was idle for TCP_KEEPIDLE (Linux net.ipv4.tcp_keepalive_time, default',
+    '7200 s); the peer answers with an ACK. Unanswered probes are repeated every TCP_KEEPINTVL (default',
+    '75 s) up to TCP_KEEPCNT (default 9) times before the connection is dropped. Probes refresh L4 state on',
+    'the path (conntrack, NAT gateways, NLB) but not L7 balancers, which need payload. This detector',
+    'groups probes by server and sending side, measures the median time between probes on a',
+    'conversation (and the idle time before each), counts answers, and compares the interval with the',
+    'idle-timeout bracket the idle-timeout detector infers from the same capture (the same gap',
+    'bookkeeping, run here too) and with known middlebox defaults. Persist probes sent into a zero',
+    'window are not keep-alives (see zero-window).',
+  ].join(' '),
+  evidence: {
+    sender: 'which side sends the probes (client or server)',
+    server: 'the server (ip:port) of the conversations',
+    conversations: 'conversations with probes from that side',
+    probes: 'keep-alive probes seen',
+    answeredProbes: 'probes after which the peer sent something before the next probe or the end',
+    unansweredProbes: 'probes followed by another probe (or the end) with nothing from the peer',
+    medianIntervalSeconds: 'median time between consecutive probes from the same side of a conversation (null: one probe each)',
+    medianIdleBeforeSeconds: 'median silence before a probe (close to TCP_KEEPIDLE when probes are answered)',
+    firstProbeFrame: 'frame of the first probe',
+    idleTimeoutBracket: 'idle-timeout bracket for this server address from this capture ({low, high}, null when no idle gap failed)',
+    intervalVsIdleTimeout: 'shorter (below the longest gap that survived), longer (above the shortest gap that failed), inside (within the bracket), unknown (no bracket)',
+    longerThanKnownDefaults: 'known L4 idle-timeout defaults (refreshed by keep-alives) shorter than the probe interval',
+  },
+  thresholds: {
+    minProbes: { default: 1, unit: 'probes', description: 'keep-alive probes from one side towards one server before it is reported' },
+  },
+  advice: [
+    'Keep the keep-alive period (TCP_KEEPIDLE, or net.ipv4.tcp_keepalive_time) below the shortest idle timeout on the path; L7 balancers need application-level pings instead.',
+    'Unanswered probes mean the peer or the path is gone: with TCP_KEEPINTVL and TCP_KEEPCNT the connection is dropped after KEEPIDLE + KEEPINTVL x KEEPCNT; lower them to detect dead peers sooner.',
+  ],
+  create({ thresholds, slot, report }) {
+    const groups = new Map<string, Group>();
+    const gapBook = new IdleGapBook(DEFAULT_MIN_GAP_SECONDS, DEFAULT_FAIL_RETRIES);
+
+    const stateOf = (conv: Conversation): State => {
+      let state = conv.scratch[slot] as State | undefined;
+      if (state === undefined) {
+        state = new State();
+        conv.scratch[slot] = state;
+      }
+      return state;
+    };
+
+    const groupOf = (conv: Conversation, fromClient: boolean): Group => {
+      const server = endpointSummary(conv.server, conv.ipVersion);
+      const sender = fromClient ? 'client' : 'server';
+      const key = `${hostPort(server)}/${sender}`;
+      let group = groups.get(key);
+      if (group === undefined) {
+        group = new Group(key, sender, endpointSummary(conv.client, conv.ipVersion), server);
+        groups.set(key, group);
+      }
+      return group;
+    };
+
+    /** Settles whether the last probe of a side was answered (at its next probe or the end). */
+    const settle = (conv: Conversation, side: SideProbes, fromClient: boolean, group: Group): void => {
+      if (side.lastTime < 0) return;
+      const peer = fromClient ? conv.server : conv.client;
+      if (nonResetPackets(peer) > side.peerQuietAtLast) group.answered++;
+      else group.unanswered++;
+    };
+
+    const emit = (group: Group, final: boolean): void => {
+      if (group.probes < thresholds.minProbes) return;
+      const interval = group.intervals.length > 0 ? median(group.intervals) : NaN;
+      const idle = median(group.idleBefore);
+      const period = Number.isFinite(interval) ? interval : idle;
+      const gapGroup = final ? gapBook.groups.get(group.server.ip) : undefined;
+      const bracket = gapGroup !== undefined && gapGroup.failedCount > 0 ? bracketOf(gapGroup) : null;
+      let versus: 'shorter' | 'longer' | 'inside' | 'unknown' = 'unknown';
+      if (bracket !== null && Number.isFinite(period)) {
+        if (bracket.low !== null && period <= bracket.low) versus = 'shorter';
+        else if (bracket.high !== null && period >= bracket.high) versus = 'longer';
+        else versus = 'inside';
+      }
+      const longerThan = Number.isFinite(period) ? MIDDLEBOX_IDLE_TIMEOUTS.filter((d) => d.refreshedByKeepalive && d.seconds < period) : [];
+      const settled = group.answered + group.unanswered;
+      const parts = [
+        `The ${group.sender} sent ${group.probes} TCP keep-alive probe${group.probes === 1 ? '' : 's'} on ${group.conversationCount} conversation${group.conversationCount === 1 ? '' : 's'} with ${hostPort(group.server)}`,
+        Number.isFinite(interval)
+          ? `, one every ${humanSeconds(interval)} (median; ${humanSeconds(idle)} of silence before each): that is its TCP_KEEPIDLE, or TCP_KEEPINTVL when unanswered.`
+          : `, after ${humanSeconds(idle)} of silence (median): about its TCP_KEEPIDLE.`,
+        settled > 0 ? ` ${group.answered} of ${settled} were answered by the peer.` : '',
+      ];
+      if (bracket !== null && bracket.high !== null) {
+        const range = bracket.low === null ? `at most ${humanSeconds(bracket.high)}` : `between ${humanSeconds(bracket.low)} and ${humanSeconds(bracket.high)}`;
+        const verdict = versus === 'longer'
+          ? 'the probes come too rarely to keep the connection alive through it'
+          : versus === 'shorter'
+            ? 'the probes come often enough'
+            : 'the probe period lies inside the bracket, so it may or may not be short enough';
+        parts.push(` Idle connections to ${group.server.ip} fail after an idle timeout ${range} in this capture: ${verdict}.`);
+      } else if (longerThan.length > 0) {
+        parts.push(` That period is longer than ${longerThan.map((d) => `${d.name} (${humanSeconds(d.seconds)})`).join(', ')}: probes would not keep such a path alive.`);
+      }
+      report({
+        key: group.key,
+        severity: 'info',
+        title: `TCP keep-alive from the ${group.sender} every ${humanSeconds(period)}: ${hostPort(group.server)}`,
+        conversations: group.conversations,
+        client: group.conversationCount === 1 ? group.client : null,
+        server: group.server,
+        start: group.firstTime,
+        end: group.lastTime,
+        evidence: {
+          sender: group.sender,
+          server: hostPort(group.server),
+          conversations: group.conversationCount,
+          probes: group.probes,
+          answeredProbes: group.answered,
+          unansweredProbes: group.unanswered,
+          medianIntervalSeconds: Number.isFinite(interval) ? round(interval) : null,
+          minIntervalSeconds: group.intervals.length > 0 ? round(Math.min(...group.intervals)) : null,
+          maxIntervalSeconds: group.intervals.length > 0 ? round(Math.max(...group.intervals)) : null,
+          medianIdleBeforeSeconds: round(idle),
+          firstProbeFrame: group.firstFrame,
+          firstProbeTime: round(group.firstTime),
+          idleTimeoutBracket: bracket === null ? null : { low: bracket.low === null ? null : round(bracket.low), high: bracket.high === null ? null : round(bracket.high) },
+          intervalVsIdleTimeout: versus,
+          longerThanKnownDefaults: longerThan.map((d) => d.name),
+        },
+        explanation: parts.join(''),
+        advice: keepalive.advice,
+      });
+    };
+
+    return {
+      interest: IDLE_GAP_INTEREST,
+      onSegment(conv: Conversation, seg: Segment) {
+        const isProbe = (seg.notes & Note.KeepAlive) !== 0;
+        let state = conv.scratch[slot] as State | undefined;
+        if (state === undefined) {
+          if (!isProbe && seg.idleBefore < DEFAULT_MIN_GAP_SECONDS) return;
+          state = stateOf(conv);
+        }
+        gapBook.onSegment(state.gaps, conv, seg);
+        if (!isProbe) return;
+        const side = state.sides[seg.fromClient ? 0 : 1];
+        const group = groupOf(conv, seg.fromClient);
+        if (side.probes === 0) {
+          group.conversationCount++;
+          if (group.conversations.length < 64) group.conversations.push(conv.id);
+        } else {
+          settle(conv, side, seg.fromClient, group);
+          if (group.intervals.length < MAX_SAMPLES) group.intervals.push(seg.time - side.lastTime);
+        }
+        side.probes++;
+        side.lastTime = seg.time;
+        side.peerQuietAtLast = nonResetPackets(seg.fromClient ? conv.server : conv.client);
+        group.probes++;
+        if (group.idleBefore.length < MAX_SAMPLES) group.idleBefore.push(seg.idleBefore);
+        if (group.firstTime < 0) {
+          group.firstTime = seg.time;
+          group.firstFrame = seg.frame;
+        }
+        group.lastTime = seg.time;
+        // Report at the first probe (live capture), then as the group grows.
+        emit(group, false);
+      },
+      onFinalize(conv: Conversation) {
+        const state = conv.scratch[slot] as State | undefined;
+        if (state === undefined) return;
+        gapBook.onFinalize(state.gaps, conv);
+        for (let i = 0; i < 2; i++) {
+          const side = state.sides[i];
+          if (side.probes > 0) settle(conv, side, i === 0, groupOf(conv, i === 0));
+        }
+      },
+      finish() {
+        for (const group of groups.values()) emit(group, true);
+      },
+    };
+  },
+};

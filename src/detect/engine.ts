@@ -1,0 +1,76 @@
+import type { Conversation } from '../flow/conversation.js';
+import type { Segment } from '../flow/segment.js';
+import type { FlowObserver } from '../flow/tracker.js';
+import type { DetectorInstance, DetectorSpec } from './detector.js';
+import { compareFindings, type Finding } from './finding.js';
+import { type Policy, thresholdsFor } from './policy.js';
+
+/** Told when a finding appears or grows (live capture prints these as they happen). */
+export type FindingListener = (finding: Finding, isUpdate: boolean) => void;
+
+/**
+ * Runs every enabled detector over the tracker's output and keeps the catalogue of findings. A
+ * segment reaches a detector only when it carries a Note the detector declared interest in.
+ */
+export class DetectorEngine implements FlowObserver {
+  private readonly instances: DetectorInstance[] = [];
+  private readonly interests: number[] = [];
+  private readonly findings = new Map<string, Finding>();
+  /** `next` sees every segment and finalised conversation after the detectors did. */
+  constructor(
+    specs: readonly DetectorSpec[],
+    policy: Policy,
+    private readonly next: FlowObserver | null,
+    private readonly listener: FindingListener | null = null,
+  ) {
+    for (const spec of specs) {
+      if (policy.disabled.includes(spec.id)) continue;
+      const severityOverride = policy.severity[spec.id];
+      const slot = this.instances.length;
+      const instance = spec.create({
+        thresholds: thresholdsFor(spec, policy),
+        slot,
+        report: (found) => {
+          const { key, ...rest } = found;
+          const id = `${spec.id}/${key}`;
+          const finding: Finding = {
+            ...rest,
+            id,
+            detector: spec.id,
+            severity: severityOverride ?? found.severity,
+          };
+          const isUpdate = this.findings.has(id);
+          this.findings.set(id, finding);
+          this.listener?.(finding, isUpdate);
+        },
+      });
+      this.instances.push(instance);
+      this.interests.push(instance.interest);
+    }
+  }
+
+  onSegment(conv: Conversation, seg: Segment): void {
+    const notes = seg.notes;
+    const interests = this.interests;
+    for (let i = 0; i < interests.length; i++) {
+      if ((notes & interests[i]) !== 0) this.instances[i].onSegment?.(conv, seg);
+    }
+    this.next?.onSegment(conv, seg);
+  }
+
+  onFinalize(conv: Conversation): void {
+    for (const instance of this.instances) instance.onFinalize?.(conv);
+    conv.scratch.length = 0;
+    this.next?.onFinalize(conv);
+  }
+
+  /** Runs the cross-conversation conclusions; call once, after the tracker finished. */
+  finish(): void {
+    for (const instance of this.instances) instance.finish?.();
+  }
+
+  /** Findings, most severe first, then by time. */
+  results(): Finding[] {
+    return [...this.findings.values()].sort(compareFindings);
+  }
+}

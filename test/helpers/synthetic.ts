@@ -1,0 +1,217 @@
+import { DecodedPacket, TcpFlag } from '../../src/decode/packet.js';
+import type { DetectorSpec } from '../../src/detect/detector.js';
+import { DetectorEngine } from '../../src/detect/engine.js';
+import type { Finding } from '../../src/detect/finding.js';
+import { emptyPolicy, type Policy } from '../../src/detect/policy.js';
+import type { Conversation } from '../../src/flow/conversation.js';
+import type { Segment } from '../../src/flow/segment.js';
+import { FlowTracker, type FlowObserver, type TrackerOptions } from '../../src/flow/tracker.js';
+
+/**
+ * Hand-built scenarios for detector unit tests: scripted TCP conversations turned into
+ * DecodedPackets and fed, in the order the script calls them, to a FlowTracker whose observer is a
+ * DetectorEngine running the given detectors. Sequence and acknowledgement numbers are kept per
+ * flow, so a script says only what happens ("client sends 100 bytes at t"), not how it is numbered.
+ *
+ *   const cap = new SyntheticCapture([myDetector]);
+ *   const c = cap.flow('10.0.0.1:40000', '10.0.0.2:80');
+ *   c.handshake(0); c.data(1, 'client', 100); c.data(1.01, 'server', 500); c.close(2, 'client');
+ *   const findings = cap.finish();
+ */
+
+export type Side = 'client' | 'server';
+
+/** IPv4 dotted quad to the decoder's IPv4-mapped four-word form (::ffff:a.b.c.d). */
+export function ipv4Words(ip: string): Uint32Array {
+  const parts = ip.split('.').map(Number);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) {
+    throw new Error(`not an IPv4 address: ${ip}`);
+  }
+  const words = new Uint32Array(4);
+  words[2] = 0xffff;
+  words[3] = ((parts[0] << 24) | (parts[1] << 16) | (parts[2] << 8) | parts[3]) >>> 0;
+  return words;
+}
+
+function parseEndpoint(text: string): { ip: string; port: number } {
+  const colon = text.lastIndexOf(':');
+  return { ip: text.slice(0, colon), port: Number(text.slice(colon + 1)) };
+}
+
+export interface SegmentOptions {
+  /** Extra TcpFlag bits (PSH is added to data segments by default). */
+  flags?: number;
+  /** Acknowledge this much of the peer's stream instead of everything sent so far. */
+  ack?: number;
+  /** Raw window field (default 65535). */
+  window?: number;
+  /** Sequence number relative to the ISN+1 (default: the next unsent byte); for retransmissions. */
+  seq?: number;
+}
+
+export class SyntheticFlow {
+  /** Next relative sequence number to send, per side (0 = first byte after the SYN). */
+  private readonly next: Record<Side, number> = { client: 0, server: 0 };
+  private readonly isn: Record<Side, number>;
+  private readonly ends: Record<Side, { ip: Uint32Array; port: number }>;
+  /** Whether the side has sent its SYN, so the peer's ACK covers it. */
+  private readonly synSent: Record<Side, boolean> = { client: false, server: false };
+  private readonly finSent: Record<Side, boolean> = { client: false, server: false };
+
+  constructor(
+    private readonly capture: SyntheticCapture,
+    client: string,
+    server: string,
+    isnClient: number,
+    isnServer: number,
+  ) {
+    const c = parseEndpoint(client);
+    const s = parseEndpoint(server);
+    this.ends = { client: { ip: ipv4Words(c.ip), port: c.port }, server: { ip: ipv4Words(s.ip), port: s.port } };
+    this.isn = { client: isnClient, server: isnServer };
+  }
+
+  /** Absolute ACK number covering everything `side` has sent (SYN and FIN included). */
+  private ackFor(side: Side, relative?: number): number {
+    const base = this.isn[side] + (this.synSent[side] ? 1 : 0);
+    const sent = relative ?? this.next[side] + (this.finSent[side] ? 1 : 0);
+    return (base + sent) >>> 0;
+  }
+
+  private emit(time: number, from: Side, flags: number, seq: number, ack: number, length: number, window: number, syn = false): this {
+    const to: Side = from === 'client' ? 'server' : 'client';
+    const pkt = this.capture.packet;
+    pkt.ipVersion = 4;
+    pkt.srcAddr.set(this.ends[from].ip);
+    pkt.dstAddr.set(this.ends[to].ip);
+    pkt.srcPort = this.ends[from].port;
+    pkt.dstPort = this.ends[to].port;
+    pkt.ttl = 64;
+    pkt.ipId = 0;
+    pkt.seq = seq >>> 0;
+    pkt.ack = ack >>> 0;
+    pkt.flags = flags;
+    pkt.window = window;
+    pkt.headerLength = 20;
+    pkt.payloadLength = length;
+    pkt.payloadOffset = 0;
+    pkt.capturedPayload = 0;
+    pkt.clearOptions();
+    if (syn) {
+      pkt.mss = 1460;
+      pkt.sackPermitted = true;
+    }
+    this.capture.feed(time, 54 + length, pkt);
+    return this;
+  }
+
+  syn(time: number): this {
+    this.synSent.client = true;
+    return this.emit(time, 'client', TcpFlag.SYN, this.isn.client, 0, 0, 65535, true);
+  }
+
+  synAck(time: number): this {
+    this.synSent.server = true;
+    return this.emit(time, 'server', TcpFlag.SYN | TcpFlag.ACK, this.isn.server, this.ackFor('client'), 0, 65535, true);
+  }
+
+  /** SYN, SYN-ACK and the client's ACK, `rtt` apart. */
+  handshake(time: number, rtt = 0.001): this {
+    this.syn(time);
+    this.synAck(time + rtt / 2);
+    return this.ack(time + rtt, 'client');
+  }
+
+  /** A pure ACK of everything the peer sent (or of `options.ack` bytes of it). */
+  ack(time: number, from: Side, options: SegmentOptions = {}): this {
+    const to: Side = from === 'client' ? 'server' : 'client';
+    return this.emit(time, from, TcpFlag.ACK | (options.flags ?? 0), this.ackFor(from, this.seqRel(from)), this.ackFor(to, options.ack), 0, options.window ?? 65535);
+  }
+
+  /** `length` new payload bytes (or a retransmission when options.seq is given). */
+  data(time: number, from: Side, length: number, options: SegmentOptions = {}): this {
+    const to: Side = from === 'client' ? 'server' : 'client';
+    const rel = options.seq ?? this.next[from];
+    const seq = (this.isn[from] + 1 + rel) >>> 0;
+    if (options.seq === undefined) this.next[from] += length;
+    return this.emit(time, from, TcpFlag.ACK | TcpFlag.PSH | (options.flags ?? 0), seq, this.ackFor(to, options.ack), length, options.window ?? 65535);
+  }
+
+  /** Payload from one side, then the peer's pure ACK `ackDelay` later. */
+  dataAcked(time: number, from: Side, length: number, ackDelay = 0.0005): this {
+    this.data(time, from, length);
+    return this.ack(time + ackDelay, from === 'client' ? 'server' : 'client');
+  }
+
+  fin(time: number, from: Side, options: SegmentOptions = {}): this {
+    const to: Side = from === 'client' ? 'server' : 'client';
+    const seq = this.ackFor(from, this.next[from]);
+    this.finSent[from] = true;
+    return this.emit(time, from, TcpFlag.FIN | TcpFlag.ACK | (options.flags ?? 0), seq, this.ackFor(to, options.ack), 0, options.window ?? 65535);
+  }
+
+  /** FIN from `from`, FIN-ACK from the peer, last ACK: an orderly close. */
+  close(time: number, from: Side, step = 0.0005): this {
+    const to: Side = from === 'client' ? 'server' : 'client';
+    this.fin(time, from);
+    this.fin(time + step, to);
+    return this.ack(time + 2 * step, from);
+  }
+
+  /** An RST (with ACK unless `bare`) at the sender's next sequence number. */
+  rst(time: number, from: Side, bare = false): this {
+    const to: Side = from === 'client' ? 'server' : 'client';
+    const seq = this.ackFor(from, this.seqRel(from));
+    return this.emit(time, from, TcpFlag.RST | (bare ? 0 : TcpFlag.ACK), seq, bare ? 0 : this.ackFor(to), 0, 0);
+  }
+
+  /** Relative sequence number of the next byte, FIN included. */
+  private seqRel(side: Side): number {
+    return this.next[side] + (this.finSent[side] ? 1 : 0);
+  }
+}
+
+/** A tracker and a detector engine fed by scripted flows; frames are numbered from 1. */
+export class SyntheticCapture {
+  readonly packet = new DecodedPacket();
+  readonly tracker: FlowTracker;
+  readonly engine: DetectorEngine;
+  readonly finalized: Conversation[] = [];
+  private frame = 0;
+  private isnCounter = 1000;
+
+  constructor(specs: readonly DetectorSpec[], policy: Policy = emptyPolicy(), tracker: Partial<TrackerOptions> = {}) {
+    const sink: FlowObserver = {
+      onSegment: (_conv: Conversation, _seg: Segment) => {},
+      onFinalize: (conv: Conversation) => {
+        this.finalized.push(conv);
+      },
+    };
+    this.engine = new DetectorEngine(specs, policy, sink);
+    this.tracker = new FlowTracker(this.engine, tracker);
+  }
+
+  /** A new scripted connection; ISNs are distinct per flow unless given. */
+  flow(client: string, server: string, isnClient?: number, isnServer?: number): SyntheticFlow {
+    const c = isnClient ?? (this.isnCounter += 100_000);
+    const s = isnServer ?? (this.isnCounter += 100_000);
+    return new SyntheticFlow(this, client, server, c, s);
+  }
+
+  /** Frame number the next packet will get. */
+  get nextFrame(): number {
+    return this.frame + 1;
+  }
+
+  feed(time: number, wireLength: number, pkt: DecodedPacket): void {
+    this.frame++;
+    this.tracker.packet(this.frame, time, wireLength, 0, pkt);
+  }
+
+  /** End of capture: finalises every conversation, runs the detectors' finish, returns the findings. */
+  finish(): Finding[] {
+    this.tracker.finish();
+    this.engine.finish();
+    return this.engine.results();
+  }
+}
