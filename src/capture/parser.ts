@@ -8,7 +8,10 @@ const PCAP_HEADER = 24;
 const PCAP_RECORD_HEADER = 16;
 /** libpcap's and Wireshark's ceiling for one packet on ordinary link types (max_snaplen_for_dlt). */
 const MAX_PCAP_CAPLEN = 262144;
-/** A larger header snaplen raises the ceiling (USB, D-Bus), but never beyond what we agree to buffer. */
+/**
+ * The most we agree to buffer for one record or block, whatever a length field claims. A pcap
+ * header snaplen above 256 KiB (USB, D-Bus captures) raises the per-record ceiling up to this.
+ */
 const MAX_BLOCK = 16 * 1024 * 1024;
 
 const SHB = 0x0a0d0d0a;

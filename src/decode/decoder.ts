@@ -39,6 +39,7 @@ export class PacketDecoder {
     w.cut = wireEnd > snapEnd;
     w.fragEnd = -1;
     w.vlanTags = 0;
+    w.shortFrame = false;
     w.optionsDamaged = false;
 
     let result = decodeLink(w, rec.linkType);
@@ -68,7 +69,7 @@ export class PacketDecoder {
       }
     }
     const status = result as DecodeStatus;
-    this.stats.count(status, rec.linkType, w.vlanTags, w.optionsDamaged);
+    this.stats.count(status, rec.linkType, w);
     return status;
   }
 }

@@ -20,8 +20,10 @@ export function ipv4(w: Walk, out: DecodedPacket): number {
   }
   if (headerLength < 20 || totalLength < headerLength) return DecodeStatus.Malformed;
   const end = p + totalLength;
-  // Inside a first fragment the enclosed packet goes on into the next fragments
-  if (end > w.wireEnd && w.fragEnd < 0) return DecodeStatus.Malformed;
+  // Inside a first fragment the enclosed packet goes on into the next fragments. Otherwise the
+  // frame lost bytes (an edited file, a driver reporting the wrong length); like tshark, the IP
+  // header is believed, so the segment keeps its place in the sequence space
+  if (end > w.wireEnd && w.fragEnd < 0) w.shortFrame = true;
   if (p + headerLength > w.capEnd) return missing(w, p + headerLength);
 
   out.ipVersion = 4;

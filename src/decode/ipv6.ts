@@ -67,7 +67,9 @@ export function ipv6(w: Walk, out: DecodedPacket): number {
     next = d[q];
     q += length;
   }
-  if (end === UNKNOWN_END || (end > w.wireEnd && !inFragment)) return DecodeStatus.Malformed;
+  if (end === UNKNOWN_END) return DecodeStatus.Malformed;
+  // As for IPv4: the IP length is believed over a frame that lost bytes
+  if (end > w.wireEnd && !inFragment) w.shortFrame = true;
   w.pos = q;
   w.wireEnd = end;
   if (end < w.capEnd) w.capEnd = end;

@@ -1,5 +1,6 @@
 import { DecodeStatus } from './packet.js';
 import { linkTypeName } from './link-types.js';
+import type { Walk } from './walk.js';
 
 /** What one decoder saw, for the warnings shown with a capture's results. */
 export class DecodeStats {
@@ -12,6 +13,8 @@ export class DecodeStats {
   vlanTagged = 0;
   /** TCP segments whose option list was damaged; options after the damage were not read. */
   damagedOptions = 0;
+  /** TCP segments in frames shorter than their IP length; the IP length was used. */
+  shortFrames = 0;
 
   get tcp(): number {
     return this.byStatus[DecodeStatus.Tcp];
@@ -30,11 +33,14 @@ export class DecodeStats {
     return this.byStatus[DecodeStatus.Truncated];
   }
 
-  count(status: DecodeStatus, linkType: number, vlanTags: number, optionsDamaged: boolean): void {
+  count(status: DecodeStatus, linkType: number, w: Walk): void {
     this.packets++;
     this.byStatus[status]++;
-    if (vlanTags !== 0) this.vlanTagged++;
-    if (optionsDamaged) this.damagedOptions++;
+    if (w.vlanTags !== 0) this.vlanTagged++;
+    if (status === DecodeStatus.Tcp) {
+      if (w.optionsDamaged) this.damagedOptions++;
+      if (w.shortFrame) this.shortFrames++;
+    }
     if (status === DecodeStatus.UnsupportedLink) {
       this.unsupportedLinkTypes.set(linkType, (this.unsupportedLinkTypes.get(linkType) ?? 0) + 1);
     }
@@ -46,6 +52,7 @@ export class DecodeStats {
     this.unsupportedLinkTypes.clear();
     this.vlanTagged = 0;
     this.damagedOptions = 0;
+    this.shortFrames = 0;
   }
 }
 
@@ -73,6 +80,9 @@ export function decodeWarnings(stats: DecodeStats): string[] {
   }
   if (stats.damagedOptions > 0) {
     warnings.push(`${packets(stats.damagedOptions)} with a damaged TCP option list kept (options after the damage ignored)`);
+  }
+  if (stats.shortFrames > 0) {
+    warnings.push(`${packets(stats.shortFrames)} shorter than their IP length says (bytes lost in capture); lengths taken from the IP header`);
   }
   return warnings;
 }

@@ -45,6 +45,8 @@ export class Walk {
   /** The protocol for Layer.Ethertype. */
   ethertype = 0;
   vlanTags = 0;
+  /** An IP header claimed more bytes than the frame carried on the wire. */
+  shortFrame = false;
   /** The TCP option list had an impossible length: options after the damage were not read. */
   optionsDamaged = false;
 }

@@ -52,8 +52,8 @@ export class Endpoint {
 
   firstTime = -1;
   lastTime = -1;
-  /** Time this side last sent new data: the reference for out-of-order versus retransmission. */
-  holeTime = -1;
+  /** When this side last advanced its highest sequence: out-of-order versus retransmission hinges on it. */
+  advancedTime = -1;
 
   ttlFirst = -1;
   ttlMin = 256;

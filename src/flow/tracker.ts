@@ -25,8 +25,9 @@ export interface TrackerOptions {
    */
   closedLingerSeconds: number;
   /**
-   * A segment that fills a hole in its sender's stream this soon after the sender moved past the
-   * hole is out of order rather than retransmitted (Wireshark's default heuristic uses 3 ms).
+   * A segment below its sender's highest sequence that arrives this soon after the sender last
+   * advanced is out of order rather than retransmitted, when the handshake RTT is unknown. With a
+   * handshake the RTT is the window instead (Wireshark's rule, so counts compare with tshark's).
    */
   outOfOrderSeconds: number;
 }
@@ -130,7 +131,10 @@ export class FlowTracker {
   private startsNewInstance(conv: Conversation, pkt: DecodedPacket): boolean {
     if ((pkt.flags & (TcpFlag.SYN | TcpFlag.ACK)) !== TcpFlag.SYN) return false;
     const fromClient = this.table.sourceIsLow === conv.clientIsLow;
-    return !fromClient || !conv.client.isnKnown || conv.client.isn !== pkt.seq;
+    if (!fromClient) return true;
+    if (conv.client.isnKnown) return conv.client.isn !== pkt.seq;
+    // The SYN-ACK was captured before its SYN (capture reordering): same handshake if it acks this SYN.
+    return !(conv.server.isnKnown && conv.server.ackKnown && conv.server.lastAck === ((pkt.seq + 1) >>> 0));
   }
 
   private open(
@@ -214,7 +218,7 @@ export class FlowTracker {
     if (conv.resetBy !== Side.None && !rst) notes |= Note.AfterReset;
 
     if (syn) notes |= this.onSyn(conv, sender, fromClient, frame, time, pkt);
-    else if (!rst) notes |= this.onSequence(sender, peer, time, pkt, fin);
+    else if (!rst) notes |= this.onSequence(sender, peer, time, pkt, fin, this.outOfOrderWindow(conv));
 
     if (hasAck && !syn) notes |= this.onAck(conv, sender, peer, fromClient, pkt, rst, fin);
     if (hasAck && fromClient && !syn && conv.establishedTime < 0 && conv.synAckTime >= 0 &&
@@ -282,6 +286,10 @@ export class FlowTracker {
       sender.timestamps = pkt.hasTimestamp;
       notes = Note.NewData;
     }
+    if ((pkt.flags & TcpFlag.ACK) !== 0 && !sender.ackKnown) {
+      sender.lastAck = pkt.ack;
+      sender.ackKnown = true;
+    }
     if (fromClient) {
       if (conv.synTime < 0) {
         conv.synTime = time;
@@ -296,7 +304,11 @@ export class FlowTracker {
   }
 
   /** Classifies the sequence space a non-SYN, non-RST segment occupies. */
-  private onSequence(sender: Endpoint, peer: Endpoint, time: number, pkt: DecodedPacket, fin: boolean): number {
+  private outOfOrderWindow(conv: Conversation): number {
+    return conv.establishedTime >= 0 && conv.lastSynTime >= 0 ? conv.establishedTime - conv.lastSynTime : this.options.outOfOrderSeconds;
+  }
+
+  private onSequence(sender: Endpoint, peer: Endpoint, time: number, pkt: DecodedPacket, fin: boolean, outOfOrderWindow: number): number {
     const length = pkt.payloadLength + (fin ? 1 : 0);
     const seq = pkt.seq;
     if (!sender.seqKnown) {
@@ -322,12 +334,18 @@ export class FlowTracker {
       if (seqGt(seq, sender.nextSeq)) {
         notes |= Note.PreviousNotCaptured;
         sender.previousNotCaptured++;
+      } else if (seqLt(seq, sender.nextSeq)) {
+        // Re-sends some old bytes and carries on with new ones (repacketised after a loss).
+        notes |= Note.Retransmission;
+        sender.retransmissions++;
+        sender.retransmittedBytes += (sender.nextSeq - seq) >>> 0;
       }
       sender.nextSeq = end;
-      sender.holeTime = time;
+      sender.advancedTime = time;
       return notes;
     }
-    if (sender.previousNotCaptured > 0 && time - sender.holeTime < this.options.outOfOrderSeconds) {
+    // A re-send of exactly the last segment (a tail-loss probe) is never out of order.
+    if (time - sender.advancedTime < outOfOrderWindow && end !== sender.nextSeq) {
       sender.outOfOrder++;
       return Note.OutOfOrder;
     }

@@ -94,6 +94,16 @@ describe('formats (fixtures/formats)', () => {
     });
   });
 
+  for (const name of ['pcap-v2.2-snapped.pcap', 'pcap-v2.3-snapped.pcap']) {
+    it(`${name}: old length-field order, as libpcap reads it`, async () => {
+      const original = parseFile(fixture('pcap-snapped.pcap'));
+      assert.ok(original.records.some((r) => r.capturedLength < r.originalLength), 'needs snapped packets');
+      const { info, records } = await read(name);
+      assert.deepEqual(info.warnings, []);
+      assert.deepEqual(records, original.records);
+    });
+  }
+
   it('pcapng with obsolete and simple packet blocks', async () => {
     const { info, records } = await read('pcapng-spb-opb.pcapng');
     assert.equal(info.truncated, false);

@@ -54,8 +54,6 @@ export class SyntheticFlow {
   private readonly next: Record<Side, number> = { client: 0, server: 0 };
   private readonly isn: Record<Side, number>;
   private readonly ends: Record<Side, { ip: Uint32Array; port: number }>;
-  /** Whether the side has sent its SYN, so the peer's ACK covers it. */
-  private readonly synSent: Record<Side, boolean> = { client: false, server: false };
   private readonly finSent: Record<Side, boolean> = { client: false, server: false };
 
   constructor(
@@ -73,7 +71,9 @@ export class SyntheticFlow {
 
   /** Absolute ACK number covering everything `side` has sent (SYN and FIN included). */
   private ackFor(side: Side, relative?: number): number {
-    const base = this.isn[side] + (this.synSent[side] ? 1 : 0);
+    // Data is numbered from ISN+1 whether or not the SYN was sent (a flow joined mid-stream has no
+    // SYN in the capture), so ACKs, FINs and RSTs must count from there too to agree with data().
+    const base = this.isn[side] + 1;
     const sent = relative ?? this.next[side] + (this.finSent[side] ? 1 : 0);
     return (base + sent) >>> 0;
   }
@@ -106,12 +106,10 @@ export class SyntheticFlow {
   }
 
   syn(time: number): this {
-    this.synSent.client = true;
     return this.emit(time, 'client', TcpFlag.SYN, this.isn.client, 0, 0, 65535, true);
   }
 
   synAck(time: number): this {
-    this.synSent.server = true;
     return this.emit(time, 'server', TcpFlag.SYN | TcpFlag.ACK, this.isn.server, this.ackFor('client'), 0, 65535, true);
   }
 
@@ -156,6 +154,16 @@ export class SyntheticFlow {
     this.fin(time, from);
     this.fin(time + step, to);
     return this.ack(time + 2 * step, from);
+  }
+
+  /**
+   * A keep-alive or persist (zero-window) probe the Linux way: no payload, sequence number one below
+   * the next unsent byte (snd.una - 1 when nothing is outstanding), ACK of everything the peer sent.
+   */
+  probe(time: number, from: Side, options: SegmentOptions = {}): this {
+    const to: Side = from === 'client' ? 'server' : 'client';
+    const seq = (this.ackFor(from, this.seqRel(from)) - 1) >>> 0;
+    return this.emit(time, from, TcpFlag.ACK | (options.flags ?? 0), seq, this.ackFor(to, options.ack), 0, options.window ?? 65535);
   }
 
   /** An RST (with ACK unless `bare`) at the sender's next sequence number. */

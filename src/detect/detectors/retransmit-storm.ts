@@ -35,8 +35,12 @@ class State {
   readonly lastNewTime = [-1, -1];
   readonly lastNewFrame = [0, 0];
   readonly lastNewIdle = [0, 0];
-  /** Storms already reported and over, so a later storm on the same conversation gets its own key. */
-  reported = 0;
+  /**
+   * Storms already reported and over, per direction, so a later storm in the same direction gets
+   * its own key. Per direction: a shared count let one direction's finished storm move the key of
+   * the other direction's storm in progress, which then appeared twice (early and final report).
+   */
+  readonly reported = [0, 0];
 }
 
 export const retransmitStorm: DetectorSpec<Thresholds> = {
@@ -131,7 +135,7 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
       const { client, server } = endpointsOf(conv);
       const critical = !recovered && (storm.count >= thresholds.criticalRetransmits || !peerHeardAfter);
       report({
-        key: `${conv.id}/${who}/${state.reported}`,
+        key: `${conv.id}/${who}/${state.reported[direction]}`,
         severity: recovered ? 'warning' : critical ? 'critical' : 'warning',
         title: `${storm.fin ? 'FIN' : 'Data'} retransmitted ${storm.count} times with backoff${idleLong ? ` after ${humanSeconds(storm.idleBefore)} idle` : ''}: ${tupleText(conv)}`,
         conversations: [conv.id],
@@ -166,7 +170,7 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
       if (storm === null) return;
       if (storm.count >= thresholds.minRetransmits) {
         emit(conv, storm, direction, state);
-        state.reported++;
+        state.reported[direction]++;
       }
       state.storms[direction] = null;
     };

@@ -14,7 +14,8 @@ const MAX_SYNS = 32;
 /** Conversation ids and latencies kept per server. */
 const MAX_KEPT = 64;
 
-type Outcome = 'pending' | 'syn-ack' | 'refused' | 'time-wait-ack';
+/** 'inferred': no SYN-ACK in the capture, but the conversation went on, so one was received. */
+type Outcome = 'pending' | 'syn-ack' | 'inferred' | 'refused' | 'time-wait-ack';
 
 /** One connection attempt: a client's SYN and its retransmissions until an answer. */
 class Attempt {
@@ -47,7 +48,7 @@ class ServerGroup {
   refused = 0;
   /** Answered by a TIME_WAIT socket's ACK, then retried (left to the TIME_WAIT detector). */
   timeWaitAnswered = 0;
-  /** No SYN-ACK in the capture, but the conversation went on: the capture missed the answer. */
+  /** Answered attempts whose SYN-ACK is not in the capture (the conversation went on without it). */
   answerNotCaptured = 0;
   /** SYN retransmissions sent before any answer, over all attempts. */
   synRetransmissions = 0;
@@ -80,10 +81,11 @@ export function synRetryPattern(intervals: readonly number[]): { pattern: string
     if (ratio < 1.6 || ratio > 2.5) doubling = false;
   }
   if (linear === intervals.length) {
-    return { pattern: 'linear', text: `${intervals.length} retries ${humanSeconds(base)} apart (${list}): Linux 6.5+ linear SYN timeouts (tcp_syn_linear_timeouts), doubling not reached` };
+    return { pattern: 'linear', text: `${intervals.length} intervals of ${humanSeconds(base)} (${list}): Linux 6.5+ linear SYN timeouts (net.ipv4.tcp_syn_linear_timeouts), doubling not reached` };
   }
   if (doubling && linear >= 2) {
-    return { pattern: 'linear-then-doubling', text: `${linear} retries ${humanSeconds(base)} apart, then doubling (${list}): Linux 6.5+ net.ipv4.tcp_syn_linear_timeouts=${linear}` };
+    // The first interval is the initial RTO; each further equal one is a backoff left undoubled.
+    return { pattern: 'linear-then-doubling', text: `${linear} intervals of ${humanSeconds(base)}, then doubling (${list}): Linux 6.5+ with net.ipv4.tcp_syn_linear_timeouts=${linear - 1}` };
   }
   if (doubling) return { pattern: 'doubling', text: `intervals doubling from ${humanSeconds(base)} (${list}): classic exponential SYN backoff (Linux before 6.5, other systems)` };
   return { pattern: 'irregular', text: `intervals ${list}` };
@@ -250,12 +252,13 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
               }
             }
           }
-          return;
-        }
-        if (syn && (seg.flags & TcpFlag.ACK) !== 0) attempt.outcome = 'syn-ack';
+          // Anything else from the client but an RST means it received a SYN-ACK the capture missed.
+          if (syn || (seg.notes & Note.Reset) !== 0) return;
+          attempt.outcome = 'inferred';
+        } else if (syn && (seg.flags & TcpFlag.ACK) !== 0) attempt.outcome = 'syn-ack';
         else if ((seg.notes & Note.Reset) !== 0) attempt.outcome = 'refused';
         else if ((seg.notes & Note.AckOfPreviousConversation) !== 0) attempt.outcome = 'time-wait-ack';
-        else return;
+        else attempt.outcome = 'inferred';
         if (isProblem(attempt)) group.pendingRetried--;
         group.liveAnswered++;
         attempt.answerTime = seg.time;
@@ -268,19 +271,26 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
         if (attempt.outcome !== 'pending') group.liveAnswered--;
         else if (isProblem(attempt)) group.pendingRetried--;
         if (conv.end > group.lastTime) group.lastTime = conv.end;
+        if (attempt.outcome === 'pending') {
+          // Packets the detector is not shown (a pure ACK has no note) still show the handshake went on.
+          const client = conv.client;
+          const server = conv.server;
+          if (client.packets - client.syns - client.rsts > 0 || server.packets - server.rsts > 0) attempt.outcome = 'inferred';
+        }
         switch (attempt.outcome) {
-          case 'syn-ack': {
-            if (attempt.syns <= 1) {
-              group.answeredFirstTry++;
-              break;
-            }
-            const seconds = attempt.answerTime - attempt.synTimes[0];
+          case 'syn-ack':
+          case 'inferred': {
+            if (attempt.outcome === 'inferred') group.answerNotCaptured++;
             if (!isProblem(attempt)) {
               group.answeredFirstTry++;
               break;
             }
             group.succeededAfterRetries++;
-            if (group.retriedLatencies.length < MAX_KEPT) group.retriedLatencies.push({ conversation: conv.id, seconds, syns: attempt.syns });
+            // Without the SYN-ACK the latency is only known up to the client's next packet seen.
+            const seconds = attempt.outcome === 'syn-ack' || attempt.answerTime >= 0 ? attempt.answerTime - attempt.synTimes[0] : NaN;
+            if (group.retriedLatencies.length < MAX_KEPT && Number.isFinite(seconds)) {
+              group.retriedLatencies.push({ conversation: conv.id, seconds, syns: attempt.syns });
+            }
             noteProblem(group, attempt, conv);
             emit(group);
             break;
@@ -292,13 +302,6 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
             group.timeWaitAnswered++;
             break;
           case 'pending': {
-            // The conversation went on without a SYN-ACK in the capture: the answer was not captured.
-            const client = conv.client;
-            const server = conv.server;
-            if (client.packets - client.syns - client.rsts > 0 || server.packets - server.rsts > 0) {
-              group.answerNotCaptured++;
-              break;
-            }
             group.unanswered++;
             if (isProblem(attempt)) {
               group.unansweredRetried++;

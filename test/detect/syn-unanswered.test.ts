@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { synRetryPattern, synUnanswered } from '../../src/detect/detectors/syn-unanswered.js';
+import type { Finding } from '../../src/detect/finding.js';
+import { SyntheticCapture, type SyntheticFlow } from '../helpers/synthetic.js';
+
+/**
+ * syn-unanswered on hand-built connection attempts; expected counts, frames and intervals are read
+ * off each script.
+ */
+
+function ofDetector(findings: Finding[]): Finding[] {
+  return findings.filter((f) => f.detector === 'syn-unanswered');
+}
+
+/** SYNs at the given times; returns their frames. */
+function syns(cap: SyntheticCapture, c: SyntheticFlow, times: number[]): number[] {
+  return times.map((t) => {
+    const frame = cap.nextFrame;
+    c.syn(t);
+    return frame;
+  });
+}
+
+const near = (a: unknown, b: number) => typeof a === 'number' && Math.abs(a - b) < 1e-6;
+
+test('per server: answered at once, answered after retries (with latency), never answered', () => {
+  const cap = new SyntheticCapture([synUnanswered]);
+  const a = cap.flow('10.0.0.1:40000', '10.0.0.2:80');
+  a.handshake(0);
+  a.close(0.5, 'client');
+  const b = cap.flow('10.0.0.1:40001', '10.0.0.2:80');
+  syns(cap, b, [0, 1, 2]);
+  b.synAck(2.0005);
+  b.ack(2.001, 'client');
+  b.close(2.5, 'client');
+  const c = cap.flow('10.0.0.1:40002', '10.0.0.2:80');
+  // Linux 6.5+ with tcp_syn_linear_timeouts = 4: five 1 s intervals, then doubling.
+  const cTimes = [10, 11, 12, 13, 14, 15, 17];
+  const cFrames = syns(cap, c, cTimes);
+  const findings = ofDetector(cap.finish());
+  assert.equal(findings.length, 1);
+  const f = findings[0];
+  assert.equal(f.severity, 'warning', 'the server answers others: not critical');
+  assert.deepEqual(f.server, { ip: '10.0.0.2', port: 80 });
+  assert.equal(f.evidence.server, '10.0.0.2:80');
+  assert.equal(f.evidence.attempts, 3);
+  assert.equal(f.evidence.answeredFirstTry, 1);
+  assert.equal(f.evidence.succeededAfterRetries, 1);
+  assert.equal(f.evidence.unanswered, 1);
+  assert.equal(f.evidence.refused, 0);
+  assert.equal(f.evidence.synRetransmissions, 2 + 6);
+  const latencies = f.evidence.connectLatencySeconds as number[];
+  assert.equal(latencies.length, 1);
+  assert.ok(near(latencies[0], 2.0005));
+  assert.deepEqual((f.evidence.retryIntervalsSeconds as number[]).map((x) => Math.round(x * 1e6) / 1e6), [1, 1, 1, 1, 1, 2]);
+  assert.equal(f.evidence.retryPattern, 'linear-then-doubling');
+  const worst = f.evidence.worstAttempt as Record<string, unknown>;
+  assert.deepEqual(worst.synFrames, cFrames);
+  assert.equal(worst.syns, 7);
+  assert.equal(worst.outcome, 'unanswered');
+  assert.equal(f.conversations.length, 2, 'the retried and the unanswered attempt');
+});
+
+test('a server that never answers anything is critical; doubling retries are named', () => {
+  const cap = new SyntheticCapture([synUnanswered]);
+  for (let i = 0; i < 2; i++) {
+    const c = cap.flow(`10.0.0.1:${41000 + i}`, '10.0.0.3:443');
+    syns(cap, c, [i * 100, i * 100 + 1, i * 100 + 3, i * 100 + 7, i * 100 + 15]);
+  }
+  const findings = ofDetector(cap.finish());
+  assert.equal(findings.length, 1);
+  assert.equal(findings[0].severity, 'critical');
+  assert.equal(findings[0].evidence.attempts, 2);
+  assert.equal(findings[0].evidence.unanswered, 2);
+  assert.equal(findings[0].evidence.retryPattern, 'doubling');
+  assert.deepEqual(findings[0].client, { ip: '10.0.0.1', port: 41000 });
+});
+
+test('reported while the client still retries (live), then updated under the same id', () => {
+  const cap = new SyntheticCapture([synUnanswered]);
+  const c = cap.flow('10.0.0.1:40000', '10.0.0.2:6379');
+  syns(cap, c, [0, 1, 2]);
+  const early = ofDetector(cap.engine.results());
+  assert.equal(early.length, 1);
+  assert.equal(early[0].evidence.unanswered, 1);
+  syns(cap, c, [3, 4]);
+  const final = ofDetector(cap.finish());
+  assert.equal(final.length, 1);
+  assert.equal(final[0].id, early[0].id);
+  assert.equal((final[0].evidence.worstAttempt as Record<string, unknown>).syns, 5);
+});
+
+test('refused attempts, single unanswered SYNs and TIME_WAIT ACKs raise nothing', () => {
+  const cap = new SyntheticCapture([synUnanswered]);
+  // Refused: RST answers the SYN (reset-ratio's business).
+  const r = cap.flow('10.0.0.1:40000', '10.0.0.2:81');
+  r.syn(0);
+  r.rst(0.0005, 'server');
+  // A lone SYN at the end of the capture (or a port scan probe): no retransmission, no verdict.
+  const lone = cap.flow('10.0.0.1:40001', '10.0.0.2:82');
+  lone.syn(1);
+  // TIME_WAIT: the server answers with an ACK of the old connection, the client resets it and
+  // retransmits its SYN a second later, which is answered.
+  const tw = cap.flow('10.0.0.1:40002', '10.0.0.2:83');
+  tw.syn(2);
+  tw.ack(2.0005, 'server', { ack: 5000 });
+  tw.rst(2.001, 'client', true);
+  tw.syn(3);
+  tw.synAck(3.0005);
+  tw.ack(3.001, 'client');
+  // The SYN-ACK never made it into the capture, but the client went on: it was answered.
+  const missed = cap.flow('10.0.0.1:40003', '10.0.0.2:84');
+  missed.syn(4);
+  missed.syn(5);
+  missed.ack(5.01, 'client');
+  missed.data(5.02, 'client', 100);
+  assert.deepEqual(ofDetector(cap.finish()), []);
+});
+
+test('refusals are mentioned next to drops on the same server', () => {
+  const cap = new SyntheticCapture([synUnanswered]);
+  const r = cap.flow('10.0.0.1:40000', '10.0.0.2:80');
+  r.syn(0);
+  r.rst(0.0005, 'server');
+  const d = cap.flow('10.0.0.1:40001', '10.0.0.2:80');
+  syns(cap, d, [1, 2, 3]);
+  const f = ofDetector(cap.finish())[0];
+  assert.equal(f.evidence.refused, 1);
+  assert.equal(f.evidence.unanswered, 1);
+  assert.equal(f.severity, 'warning', 'an RST is an answer: the host is up');
+  assert.match(f.explanation, /refused/);
+});
+
+test('the threshold comes from the policy', () => {
+  const cap = new SyntheticCapture([synUnanswered], { thresholds: { 'syn-unanswered': { minSynRetransmissions: 3 } }, severity: {}, disabled: [] });
+  const c = cap.flow('10.0.0.1:40000', '10.0.0.2:80');
+  syns(cap, c, [0, 1, 2]);
+  c.synAck(2.0005);
+  c.ack(2.001, 'client');
+  assert.deepEqual(ofDetector(cap.finish()), []);
+});
+
+test('retry pattern names', () => {
+  assert.equal(synRetryPattern([1, 1, 1, 1, 1, 2, 4]).pattern, 'linear-then-doubling');
+  assert.match(synRetryPattern([1, 1, 1, 1, 1, 2, 4]).text, /tcp_syn_linear_timeouts=4/);
+  assert.equal(synRetryPattern([1, 2, 4, 8, 16]).pattern, 'doubling');
+  assert.equal(synRetryPattern([1, 1, 1]).pattern, 'linear');
+  assert.equal(synRetryPattern([3]).pattern, 'single');
+  assert.equal(synRetryPattern([1, 5, 2]).pattern, 'irregular');
+});
