@@ -9,17 +9,21 @@ import { idleTimeoutsBetween, type IdleTimeoutDefault } from './knowledge.js';
  * over the same segments, so both reach the same bracket without calling each other.
  *
  * A gap test starts at the first packet that carries something the peer must answer (new data, a
- * FIN, a keep-alive or persist probe) after at least `minGapSeconds` of silence in both directions,
- * on a conversation nobody had started closing. It ends as
+ * FIN, a keep-alive or persist probe) after some silence in both directions, on a conversation
+ * nobody had started closing. It ends as
  *  - survived: the peer acknowledged that data (ACK progress past it), or, for a probe, sent
  *    anything but an RST after it;
  *  - failed: an RST from either side (the peer, or a middlebox speaking for it) before any answer,
  *    or `failRetries` retransmissions (or further unanswered probes) of it without an answer;
  *  - unresolved (not counted): the conversation ended first, e.g. the capture stopped mid-storm.
+ * A survival counts from `minSurvivedGapSeconds` of silence (any survivor is a valid lower bound);
+ * a failure only from `minGapSeconds`, so ordinary loss after a short pause is not taken for an
+ * idle timeout.
  * Gap tests are grouped by server address: a NAT, firewall or balancer sits on the path to a host.
  */
 
 export const DEFAULT_MIN_GAP_SECONDS = 5;
+export const DEFAULT_MIN_SURVIVED_GAP_SECONDS = 1;
 export const DEFAULT_FAIL_RETRIES = 2;
 /** Failed gaps kept per group as evidence (the shortest one is always kept). */
 const MAX_FAILED_KEPT = 16;
@@ -123,12 +127,22 @@ function nonResetPackets(endpoint: Endpoint): number {
 export class IdleGapBook {
   readonly groups = new Map<string, GapGroup>();
 
+  private readonly minTestGap: number;
+
   constructor(
     private readonly minGapSeconds: number,
+    private readonly minSurvivedGapSeconds: number,
     private readonly failRetries: number,
     /** Called when a gap test ends (live reporting). */
     private readonly onResult: ((conv: Conversation, result: GapResult, group: GapGroup) => void) | null = null,
-  ) {}
+  ) {
+    this.minTestGap = Math.min(minGapSeconds, minSurvivedGapSeconds);
+  }
+
+  /** Gaps shorter than this start no test: state is worth keeping only from here. */
+  get minimumGap(): number {
+    return this.minTestGap;
+  }
 
   onSegment(state: GapState, conv: Conversation, seg: Segment): void {
     const notes = seg.notes;
@@ -157,7 +171,7 @@ export class IdleGapBook {
       }
     }
     if (consumed || state.pending !== null) return;
-    if (seg.idleBefore < this.minGapSeconds) return;
+    if (seg.idleBefore < this.minTestGap) return;
     if ((notes & (Note.NewData | Note.KeepAlive | Note.ZeroWindowProbe)) === 0 || (notes & Note.Reset) !== 0) return;
     if ((seg.flags & 0x02) !== 0) return; // a SYN opens a conversation: there was no idle connection
     if (conv.resetBy !== Side.None) return;
@@ -187,6 +201,8 @@ export class IdleGapBook {
   private resolve(state: GapState, conv: Conversation, outcome: 'survived' | 'failed', how: GapHow, seg: Segment | null): void {
     const pending = state.pending as PendingGap;
     state.pending = null;
+    if (outcome === 'failed' && pending.gap < this.minGapSeconds) return;
+    if (outcome === 'survived' && pending.gap < this.minSurvivedGapSeconds) return;
     const client = endpointSummary(conv.client, conv.ipVersion);
     const server = endpointSummary(conv.server, conv.ipVersion);
     const peer = pending.fromClient ? conv.server : conv.client;

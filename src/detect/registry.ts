@@ -7,6 +7,10 @@ import { zeroWindow } from './detectors/zero-window.js';
 import { synUnanswered } from './detectors/syn-unanswered.js';
 import { idleTimeout } from './detectors/idle-timeout.js';
 import { keepalive } from './detectors/keepalive.js';
+import { timewaitCollision } from './detectors/timewait-collision.js';
+import { portReuse } from './detectors/port-reuse.js';
+import { resetRatio } from './detectors/reset-ratio.js';
+import { injectedRst } from './detectors/injected-rst.js';
 
 /** Every detector, in the order `connscope explain` lists them. Ids are stable: see the README. */
 export const DETECTORS: readonly DetectorSpec[] = [
@@ -18,4 +22,8 @@ export const DETECTORS: readonly DetectorSpec[] = [
   defineDetector(synUnanswered),
   defineDetector(idleTimeout),
   defineDetector(keepalive),
+  defineDetector(timewaitCollision),
+  defineDetector(portReuse),
+  defineDetector(resetRatio),
+  defineDetector(injectedRst),
 ];

@@ -109,13 +109,31 @@ test('refused attempts, single unanswered SYNs and TIME_WAIT ACKs raise nothing'
   tw.syn(3);
   tw.synAck(3.0005);
   tw.ack(3.001, 'client');
-  // The SYN-ACK never made it into the capture, but the client went on: it was answered.
+  // The SYN-ACK never made it into the capture, but the first SYN was answered: the client went on.
+  const missed = cap.flow('10.0.0.1:40003', '10.0.0.2:84');
+  missed.syn(4);
+  missed.ack(4.01, 'client');
+  missed.data(4.02, 'client', 100);
+  assert.deepEqual(ofDetector(cap.finish()), []);
+});
+
+test('a retried SYN whose SYN-ACK the capture missed counts as answered after retries', () => {
+  const cap = new SyntheticCapture([synUnanswered]);
   const missed = cap.flow('10.0.0.1:40003', '10.0.0.2:84');
   missed.syn(4);
   missed.syn(5);
+  // The handshake's ACK carries no verdict the detector is shown; the data after it is the first
+  // packet proving the answer, so the latency is known only up to it.
   missed.ack(5.01, 'client');
   missed.data(5.02, 'client', 100);
-  assert.deepEqual(ofDetector(cap.finish()), []);
+  const findings = ofDetector(cap.finish());
+  assert.equal(findings.length, 1);
+  const f = findings[0];
+  assert.equal(f.severity, 'warning');
+  assert.equal(f.evidence.unanswered, 0, 'the early report is corrected');
+  assert.equal(f.evidence.succeededAfterRetries, 1);
+  assert.equal(f.evidence.answerNotCaptured, 1);
+  assert.ok(near((f.evidence.connectLatencySeconds as number[])[0], 1.02));
 });
 
 test('refusals are mentioned next to drops on the same server', () => {
@@ -130,6 +148,19 @@ test('refusals are mentioned next to drops on the same server', () => {
   assert.equal(f.evidence.unanswered, 1);
   assert.equal(f.severity, 'warning', 'an RST is an answer: the host is up');
   assert.match(f.explanation, /refused/);
+});
+
+test('an attempt reported live while unanswered and then refused stays reported, with its end', () => {
+  const cap = new SyntheticCapture([synUnanswered]);
+  const c = cap.flow('10.0.0.1:40000', '10.0.0.2:80');
+  syns(cap, c, [0, 1, 2]);
+  assert.equal(ofDetector(cap.engine.results()).length, 1);
+  c.rst(2.0005, 'server');
+  const f = ofDetector(cap.finish())[0];
+  assert.equal(f.evidence.unanswered, 0);
+  assert.equal(f.evidence.refused, 1);
+  assert.equal(f.evidence.refusedAfterRetries, 1);
+  assert.equal(f.severity, 'warning', 'an RST is an answer: the host is up');
 });
 
 test('the threshold comes from the policy', () => {

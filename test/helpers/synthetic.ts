@@ -55,6 +55,14 @@ export class SyntheticFlow {
   private readonly isn: Record<Side, number>;
   private readonly ends: Record<Side, { ip: Uint32Array; port: number }>;
   private readonly finSent: Record<Side, boolean> = { client: false, server: false };
+  /** IPv4 TTL of each side's packets as they reach the capture point. */
+  readonly ttl: Record<Side, number> = { client: 64, server: 64 };
+  /** Next IPv4 ID per side: 0 sends ID 0 always (the default), otherwise a counter from this value. */
+  readonly ipId: Record<Side, number> = { client: 0, server: 0 };
+  /** Whether every packet carries the TCP timestamps option (both SYNs negotiate it). */
+  timestamps = false;
+  /** TTL / IP ID for the next packet only (raw()). */
+  private override: { ttl?: number; ipId?: number } | null = null;
 
   constructor(
     private readonly capture: SyntheticCapture,
@@ -86,8 +94,13 @@ export class SyntheticFlow {
     pkt.dstAddr.set(this.ends[to].ip);
     pkt.srcPort = this.ends[from].port;
     pkt.dstPort = this.ends[to].port;
-    pkt.ttl = 64;
-    pkt.ipId = 0;
+    pkt.ttl = this.override?.ttl ?? this.ttl[from];
+    if (this.override?.ipId !== undefined) pkt.ipId = this.override.ipId;
+    else {
+      pkt.ipId = this.ipId[from];
+      if (this.ipId[from] !== 0) this.ipId[from] = (this.ipId[from] + 1) & 0xffff || 1;
+    }
+    this.override = null;
     pkt.seq = seq >>> 0;
     pkt.ack = ack >>> 0;
     pkt.flags = flags;
@@ -97,6 +110,7 @@ export class SyntheticFlow {
     pkt.payloadOffset = 0;
     pkt.capturedPayload = 0;
     pkt.clearOptions();
+    pkt.hasTimestamp = this.timestamps;
     if (syn) {
       pkt.mss = 1460;
       pkt.sackPermitted = true;
@@ -171,6 +185,26 @@ export class SyntheticFlow {
     const to: Side = from === 'client' ? 'server' : 'client';
     const seq = this.ackFor(from, this.seqRel(from));
     return this.emit(time, from, TcpFlag.RST | (bare ? 0 : TcpFlag.ACK), seq, bare ? 0 : this.ackFor(to), 0, 0);
+  }
+
+  /**
+   * Any segment with absolute sequence and acknowledgement numbers (a stale ACK, a forged RST...);
+   * `ttl` and `ipId` override the side's values for this packet only. The flow's own numbering is
+   * not advanced.
+   */
+  raw(time: number, from: Side, flags: number, seq: number, ack: number, options: { length?: number; ttl?: number; ipId?: number } = {}): this {
+    this.override = { ttl: options.ttl, ipId: options.ipId };
+    return this.emit(time, from, flags, seq, ack, options.length ?? 0, flags & TcpFlag.RST ? 0 : 65535, (flags & TcpFlag.SYN) !== 0);
+  }
+
+  /** The side's initial sequence number. */
+  isnOf(side: Side): number {
+    return this.isn[side];
+  }
+
+  /** Absolute sequence number of the side's next byte (FIN included), i.e. what the peer's ACK covers. */
+  nextSeqOf(side: Side): number {
+    return this.ackFor(side, this.seqRel(side));
   }
 
   /** Relative sequence number of the next byte, FIN included. */

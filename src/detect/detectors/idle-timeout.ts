@@ -6,6 +6,7 @@ import {
   bracketOf,
   DEFAULT_FAIL_RETRIES,
   DEFAULT_MIN_GAP_SECONDS,
+  DEFAULT_MIN_SURVIVED_GAP_SECONDS,
   type GapGroup,
   type GapResult,
   GapState,
@@ -16,6 +17,7 @@ import { humanSeconds, round } from '../util.js';
 
 type Thresholds = {
   minGapSeconds: number;
+  minSurvivedGapSeconds: number;
   failRetries: number;
 };
 
@@ -55,10 +57,11 @@ export const idleTimeout: DetectorSpec<Thresholds> = {
     'state of a connection that stays silent longer than their idle timeout. The endpoints are not told:',
     'the next packet either vanishes (the sender retransmits with backoff into the void) or is answered',
     'by an RST from the device or from a server that never saw the flow. This detector looks at every',
-    'idle gap of at least minGapSeconds on a connection nobody had started closing, and at the fate of',
-    'the first packet after it that needs an answer (data, a FIN, a keep-alive or persist probe): it',
-    'survived when the peer acknowledged it; it failed when an RST came back first or it was',
-    'retransmitted failRetries times unanswered. Per server address, the longest gap that survived and',
+    'idle gap on a connection nobody had started closing, and at the fate of the first packet after it',
+    'that needs an answer (data, a FIN, a keep-alive or persist probe): it survived when the peer',
+    'acknowledged it (counted from minSurvivedGapSeconds of silence); it failed when an RST came back',
+    'first or it was retransmitted failRetries times unanswered (counted from minGapSeconds, so that',
+    'ordinary loss after a short pause is not taken for a timeout). Per server address, the longest gap that survived and',
     'the shortest gap that failed bracket the idle timeout, which is then compared with known defaults',
     '(AWS ALB 60 s, NLB/NAT gateway 350 s, Azure LB 240 s, GCP Cloud NAT 1200 s, conntrack 5 days).',
     'It needs at least one failure; with no surviving gap the bracket is open below.',
@@ -69,14 +72,15 @@ export const idleTimeout: DetectorSpec<Thresholds> = {
     upperBoundSeconds: 'shortest idle gap after which the next packet failed',
     matchingDefaults: 'known middlebox idle-timeout defaults inside the bracket',
     failedGaps: 'number of gap tests that failed',
-    survivedGaps: 'number of gap tests (gaps of at least minGapSeconds) that survived',
+    survivedGaps: 'number of gap tests (gaps of at least minSurvivedGapSeconds) that survived',
     contradictingSurvivals: 'gaps at least as long as the shortest failure that still survived (not explained by one timeout)',
     shortestFailure: 'the failed gap test that sets the upper bound: conversation, gap, first frame after it, outcome, retries, RST sender',
     longestSurvival: 'the surviving gap test that sets the lower bound',
     failures: 'every failed gap test (up to 16)',
   },
   thresholds: {
-    minGapSeconds: { default: DEFAULT_MIN_GAP_SECONDS, unit: 's', description: 'silence that makes a gap test' },
+    minGapSeconds: { default: DEFAULT_MIN_GAP_SECONDS, unit: 's', description: 'silence before a packet whose failure counts as an idle-timeout failure' },
+    minSurvivedGapSeconds: { default: DEFAULT_MIN_SURVIVED_GAP_SECONDS, unit: 's', description: 'silence before an answered packet that counts towards the lower bound' },
     failRetries: { default: DEFAULT_FAIL_RETRIES, unit: 'segments', description: 'unanswered retransmissions (or further probes) of the first packet after a gap that make it a failure' },
   },
   advice: [
@@ -137,7 +141,7 @@ export const idleTimeout: DetectorSpec<Thresholds> = {
       });
     };
 
-    const book = new IdleGapBook(thresholds.minGapSeconds, thresholds.failRetries, (_conv, result, group) => {
+    const book = new IdleGapBook(thresholds.minGapSeconds, thresholds.minSurvivedGapSeconds, thresholds.failRetries, (_conv, result, group) => {
       // Report as soon as a gap fails (live capture); survivals only refine a bracket already shown.
       if (result.outcome === 'failed' || group.failedCount > 0) emit(group);
     });
@@ -148,7 +152,7 @@ export const idleTimeout: DetectorSpec<Thresholds> = {
         let state = conv.scratch[slot] as GapState | undefined;
         if (state === undefined) {
           // Only a gap makes state worth keeping; most conversations never have one.
-          if (seg.idleBefore < thresholds.minGapSeconds) return;
+          if (seg.idleBefore < book.minimumGap) return;
           state = new GapState();
           conv.scratch[slot] = state;
         }

@@ -2,7 +2,15 @@ import type { Conversation, Endpoint } from '../../flow/conversation.js';
 import { Note, type Segment } from '../../flow/segment.js';
 import { type EndpointSummary, endpointSummary, hostPort } from '../../flow/summary.js';
 import type { DetectorSpec } from '../detector.js';
-import { bracketOf, DEFAULT_FAIL_RETRIES, DEFAULT_MIN_GAP_SECONDS, GapState, IDLE_GAP_INTEREST, IdleGapBook } from '../idle-gaps.js';
+import {
+  bracketOf,
+  DEFAULT_FAIL_RETRIES,
+  DEFAULT_MIN_GAP_SECONDS,
+  DEFAULT_MIN_SURVIVED_GAP_SECONDS,
+  GapState,
+  IDLE_GAP_INTEREST,
+  IdleGapBook,
+} from '../idle-gaps.js';
 import { MIDDLEBOX_IDLE_TIMEOUTS } from '../knowledge.js';
 import { humanSeconds, median, round } from '../util.js';
 
@@ -90,7 +98,8 @@ export const keepalive: DetectorSpec<Thresholds> = {
   ],
   create({ thresholds, slot, report }) {
     const groups = new Map<string, Group>();
-    const gapBook = new IdleGapBook(DEFAULT_MIN_GAP_SECONDS, DEFAULT_FAIL_RETRIES);
+    // The same gap bookkeeping as idle-timeout, with its default thresholds, for the same bracket.
+    const gapBook = new IdleGapBook(DEFAULT_MIN_GAP_SECONDS, DEFAULT_MIN_SURVIVED_GAP_SECONDS, DEFAULT_FAIL_RETRIES);
 
     const stateOf = (conv: Conversation): State => {
       let state = conv.scratch[slot] as State | undefined;
@@ -191,7 +200,7 @@ export const keepalive: DetectorSpec<Thresholds> = {
         const isProbe = (seg.notes & Note.KeepAlive) !== 0;
         let state = conv.scratch[slot] as State | undefined;
         if (state === undefined) {
-          if (!isProbe && seg.idleBefore < DEFAULT_MIN_GAP_SECONDS) return;
+          if (!isProbe && seg.idleBefore < gapBook.minimumGap) return;
           state = stateOf(conv);
         }
         gapBook.onSegment(state.gaps, conv, seg);

@@ -2,7 +2,7 @@ import type { Conversation } from '../../flow/conversation.js';
 import { Note, type Segment } from '../../flow/segment.js';
 import { seqGt } from '../../flow/seq.js';
 import type { DetectorSpec } from '../detector.js';
-import { idleTimeoutsBetween, LINUX_TCP_RETRIES2, linuxGiveUpSeconds, MIDDLEBOX_IDLE_TIMEOUTS } from '../knowledge.js';
+import { idleTimeoutsBetween, LINUX_RTO_MAX_SECONDS, LINUX_TCP_RETRIES2, linuxGiveUpSeconds, MIDDLEBOX_IDLE_TIMEOUTS } from '../knowledge.js';
 import { endpointsOf, humanSeconds, median, round, tupleText } from '../util.js';
 
 type Thresholds = {
@@ -72,8 +72,11 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
     idleBeforeSeconds: 'silence in both directions before the original transmission',
     peerHeardAfter: 'whether the peer sent anything after the first retransmission',
     coveredSeconds: 'from the original transmission to the last retransmission seen',
-    initialRtoSeconds: 'the first RTO interval observed (after any tail-loss probe)',
+    initialRtoSeconds: 'the first RTO interval observed (after any tail-loss probe); null when the original send is not in the capture',
+    tailLossProbe: 'whether the first re-send was a tail-loss probe (its interval does not fit the RTO doubling)',
     projectedGiveUpSeconds: 'when Linux with tcp_retries2 = 15 would give up, from the original send',
+    senderGaveUp: 'true when the next retransmission was due well before the capture ended and never came (the kernel gave up or the socket closed); null when not known',
+    gaveUpAfterSeconds: 'from the original send to when the next retransmission was due (about when the application saw the error)',
     recovered: 'whether the peer finally acknowledged the data',
   },
   thresholds: {
@@ -97,7 +100,19 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
       return state;
     };
 
-    const emit = (conv: Conversation, storm: Storm, direction: 0 | 1, state: State): void => {
+    /** Latest packet time of any finalised conversation: at finish(), the end of the capture. */
+    let captureEnd = 0;
+    /** Storms that never recovered, re-examined at finish() once the capture's end is known. */
+    const unrecovered: { conv: Conversation; storm: Storm; direction: 0 | 1; key: string }[] = [];
+
+    const keyOf = (conv: Conversation, direction: 0 | 1, state: State): string =>
+      `${conv.id}/${direction === 0 ? 'client' : 'server'}/${state.reported[direction]}`;
+
+    /**
+     * `end` is the capture's end when known (finish): a storm whose next backed-off retransmission was
+     * due well before it, in a conversation silent since, is one the sender gave up on.
+     */
+    const emit = (conv: Conversation, storm: Storm, direction: 0 | 1, key: string, end = -1): void => {
       if (storm.count < thresholds.minRetransmits) return;
       const sender = direction === 0 ? conv.client : conv.server;
       const peer = direction === 0 ? conv.server : conv.client;
@@ -107,14 +122,28 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
       for (let i = 1; i < sendTimes.length; i++) intervals.push(sendTimes[i] - sendTimes[i - 1]);
       const ratios: number[] = [];
       for (let i = 1; i < intervals.length; i++) if (intervals[i - 1] > 0) ratios.push(intervals[i] / intervals[i - 1]);
-      // A tail-loss probe makes the first interval short and the second ratio ~1: skip it so the
-      // RTO doubling that follows is what is measured.
-      const backoff = median(ratios.length > 2 ? ratios.slice(1) : ratios);
-      const initialRto = intervals.length > 2 && ratios.length > 0 && ratios[0] < thresholds.minBackoff ? intervals[1] : intervals[0];
+      // Linux re-sends a lost tail first as a tail-loss probe (~2 RTT, plus a delayed-ACK allowance
+      // when one segment is out), then on RTO, doubling from there. The probe's interval does not fit
+      // the doubling of the rest: its ratio to the next is far from the later ratios (about 1 when the
+      // probe waited ~200 ms, much more on a fast path with several segments out). Skip it so the RTO
+      // backoff is what is measured.
+      const later = ratios.length >= 2 ? median(ratios.slice(1)) : NaN;
+      const tailLossProbe = storm.originalTime >= 0 && intervals.length > 2 && later >= thresholds.minBackoff &&
+        Math.abs(Math.log(ratios[0] / later)) > Math.log(1.5);
+      const backoff = median(tailLossProbe ? ratios.slice(1) : ratios);
+      // Without the original send the first interval seen is already a backed-off RTO of unknown rank.
+      const initialRto = storm.originalTime < 0 ? NaN : tailLossProbe ? intervals[1] : intervals[0];
       const recovered = storm.recoveredTime >= 0;
       const start = sendTimes[0];
       const last = storm.times[storm.times.length - 1];
       const giveUp = Number.isFinite(initialRto) ? linuxGiveUpSeconds(initialRto) : NaN;
+      // The next retransmission was due one doubled interval after the last; past 1.5 times that with
+      // the conversation silent, the sender stopped: its kernel gave up (or the socket was closed).
+      const lastInterval = intervals.length > 0 ? intervals[intervals.length - 1] : NaN;
+      const nextDue = last + Math.min(2 * lastInterval, LINUX_RTO_MAX_SECONDS);
+      const silentSince = conv.end <= last;
+      const gaveUp = recovered || end < 0 || !Number.isFinite(lastInterval) || !silentSince ? null
+        : end >= last + 1.5 * (nextDue - last) ? true : null;
       const idleLong = storm.originalTime >= 0 && storm.idleBefore >= thresholds.longIdleSeconds;
       const who = direction === 0 ? 'client' : 'server';
       const what = storm.fin ? 'its FIN' : 'the same unacknowledged data';
@@ -125,8 +154,12 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
           ? `until the peer finally acknowledged it after ${humanSeconds(storm.recoveredTime - start)}.`
           : `and ${peerHeardAfter ? 'the peer sent nothing that acknowledged it' : 'never heard from the peer again'}.`,
       ];
-      if (!recovered && Number.isFinite(giveUp)) {
+      if (gaveUp === true) {
+        parts.push(`The sender then stopped: no retransmission came when the next one was due ${humanSeconds(nextDue - last)} later, though the capture went on for ${humanSeconds(end - last)}. Its kernel gave up about ${humanSeconds(nextDue - start)} after the first send, far sooner than the default tcp_retries2 = ${LINUX_TCP_RETRIES2} would (a lowered net.ipv4.tcp_retries2 or TCP_USER_TIMEOUT), or the application closed the socket: the application saw an error then.`);
+      } else if (!recovered && Number.isFinite(giveUp)) {
         parts.push(`With the initial RTO of ${humanSeconds(initialRto)} seen here and tcp_retries2 = ${LINUX_TCP_RETRIES2}, Linux gives up ${humanSeconds(giveUp)} after the first send: that is how long the application waits.`);
+      } else if (!recovered && storm.originalTime < 0) {
+        parts.push('The original send is not in the capture (it started mid-storm), so the RTO backoff cannot be anchored to project when Linux gives up.');
       }
       if (idleLong) {
         const matching = idleTimeoutsBetween(0, storm.idleBefore).map((d) => `${d.name} ${humanSeconds(d.seconds)}`);
@@ -135,7 +168,7 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
       const { client, server } = endpointsOf(conv);
       const critical = !recovered && (storm.count >= thresholds.criticalRetransmits || !peerHeardAfter);
       report({
-        key: `${conv.id}/${who}/${state.reported[direction]}`,
+        key,
         severity: recovered ? 'warning' : critical ? 'critical' : 'warning',
         title: `${storm.fin ? 'FIN' : 'Data'} retransmitted ${storm.count} times with backoff${idleLong ? ` after ${humanSeconds(storm.idleBefore)} idle` : ''}: ${tupleText(conv)}`,
         conversations: [conv.id],
@@ -156,7 +189,10 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
           peerHeardAfter: peerHeardAfter,
           coveredSeconds: round(last - start),
           initialRtoSeconds: Number.isFinite(initialRto) ? round(initialRto) : null,
+          tailLossProbe,
           projectedGiveUpSeconds: Number.isFinite(giveUp) ? round(giveUp) : null,
+          senderGaveUp: gaveUp,
+          gaveUpAfterSeconds: gaveUp === true ? round(nextDue - start) : null,
           recovered,
           knownIdleTimeouts: idleLong ? MIDDLEBOX_IDLE_TIMEOUTS.filter((d) => d.seconds <= storm.idleBefore).map((d) => d.name) : [],
         },
@@ -169,7 +205,9 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
       const storm = state.storms[direction];
       if (storm === null) return;
       if (storm.count >= thresholds.minRetransmits) {
-        emit(conv, storm, direction, state);
+        const key = keyOf(conv, direction, state);
+        emit(conv, storm, direction, key);
+        if (storm.recoveredTime < 0) unrecovered.push({ conv, storm, direction, key });
         state.reported[direction]++;
       }
       state.storms[direction] = null;
@@ -217,13 +255,19 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
           storm.frames.push(seg.frame);
         }
         // Report as soon as it is a storm (live capture), then update as it grows.
-        if (storm.count >= thresholds.minRetransmits) emit(conv, storm, direction, state);
+        if (storm.count >= thresholds.minRetransmits) emit(conv, storm, direction, keyOf(conv, direction, state));
       },
       onFinalize(conv: Conversation) {
+        if (conv.end > captureEnd) captureEnd = conv.end;
         const state = conv.scratch[slot] as State | undefined;
         if (state === undefined) return;
         endStorm(conv, state, 0);
         endStorm(conv, state, 1);
+      },
+      finish() {
+        // Every conversation is finalised now: captureEnd is the capture's last TCP packet.
+        for (const { conv, storm, direction, key } of unrecovered) emit(conv, storm, direction, key, captureEnd);
+        unrecovered.length = 0;
       },
     };
   },

@@ -46,6 +46,8 @@ class ServerGroup {
   /** Unanswered attempts that retransmitted their SYN at least minSynRetransmissions times. */
   unansweredRetried = 0;
   refused = 0;
+  /** Refused attempts whose SYN had been retransmitted first (dropped, then refused). */
+  refusedAfterRetries = 0;
   /** Answered by a TIME_WAIT socket's ACK, then retried (left to the TIME_WAIT detector). */
   timeWaitAnswered = 0;
   /** Answered attempts whose SYN-ACK is not in the capture (the conversation went on without it). */
@@ -115,6 +117,8 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
     succeededAfterRetries: 'attempts answered only after SYN retransmissions',
     unanswered: 'attempts that never got a SYN-ACK or RST in the capture',
     refused: 'attempts answered by an RST (connection refused)',
+    refusedAfterRetries: 'refused attempts whose SYN had been retransmitted before the RST',
+    answerNotCaptured: 'answered attempts whose SYN-ACK is missing from the capture (the client went on); their latency runs to the client\'s next packet seen',
     synRetransmissions: 'SYNs re-sent before any answer, over all attempts',
     connectLatencySeconds: 'first SYN to SYN-ACK of the attempts answered after retries (up to 64)',
     medianConnectLatencySeconds: 'their median',
@@ -141,7 +145,8 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
     const emit = (group: ServerGroup): void => {
       const unanswered = group.unanswered + group.pendingRetried;
       const unansweredRetried = group.unansweredRetried + group.pendingRetried;
-      if (unansweredRetried === 0 && group.succeededAfterRetries === 0) return;
+      // Once reported live, an attempt stays a problem whatever its end: its SYNs did go unanswered.
+      if (unansweredRetried === 0 && group.succeededAfterRetries === 0 && group.refusedAfterRetries === 0) return;
       const everAnswered = group.answeredFirstTry + group.succeededAfterRetries + group.refused + group.timeWaitAnswered +
         group.answerNotCaptured + group.liveAnswered > 0;
       const critical = !everAnswered && unansweredRetried > 0;
@@ -156,10 +161,13 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
         parts.push(`${unanswered} of ${group.attempts} connection attempt${group.attempts === 1 ? '' : 's'} to ${server} never got a SYN-ACK${critical ? ', and nothing in this capture ever answered this server' : ''}.`);
       }
       if (group.succeededAfterRetries > 0) {
-        parts.push(`${group.succeededAfterRetries} attempt${group.succeededAfterRetries === 1 ? ' was' : 's were'} answered only after SYN retransmissions, connecting in ${humanSeconds(latency)} (median) instead of one round trip.`);
+        parts.push(`${group.succeededAfterRetries} attempt${group.succeededAfterRetries === 1 ? ' was' : 's were'} answered only after SYN retransmissions${Number.isFinite(latency) ? `, connecting in ${humanSeconds(latency)} (median) instead of one round trip` : ''}.`);
       }
       parts.push(`The worst attempt (conversation ${worst.conversation}) sent ${worst.syns} SYNs: ${pattern.text}.`);
-      if (group.refused > 0) parts.push(`${group.refused} attempt${group.refused === 1 ? ' was' : 's were'} refused with an RST (see reset-ratio).`);
+      if (group.refused > 0) {
+        const after = group.refusedAfterRetries > 0 ? `, ${group.refusedAfterRetries} of them after unanswered SYN retransmissions` : '';
+        parts.push(`${group.refused} attempt${group.refused === 1 ? ' was' : 's were'} refused with an RST${after} (see reset-ratio).`);
+      }
       if (group.answeredFirstTry > 0) parts.push(`${group.answeredFirstTry} got a SYN-ACK to their first SYN.`);
       parts.push(critical
         ? 'Silence from the first SYN on points at a firewall or security group dropping SYNs, or a host that is down.'
@@ -182,6 +190,8 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
           succeededAfterRetries: group.succeededAfterRetries,
           unanswered,
           refused: group.refused,
+          refusedAfterRetries: group.refusedAfterRetries,
+          answerNotCaptured: group.answerNotCaptured,
           synRetransmissions: group.synRetransmissions,
           connectLatencySeconds: group.retriedLatencies.map((l) => round(l.seconds)),
           medianConnectLatencySeconds: Number.isFinite(latency) ? round(latency) : null,
@@ -192,8 +202,8 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
             syns: worst.syns,
             synFrames: worst.synFrames,
             firstSynTime: round(worst.synTimes[0]),
-            outcome: worst.outcome === 'pending' ? 'unanswered' : worst.outcome,
-            answerFrame: worst.outcome === 'pending' ? null : worst.answerFrame,
+            outcome: worst.outcome === 'pending' ? 'unanswered' : worst.outcome === 'inferred' ? 'answered (SYN-ACK not captured)' : worst.outcome,
+            answerFrame: worst.outcome === 'pending' || worst.answerFrame === 0 ? null : worst.answerFrame,
           },
           clients: group.clients.size,
         },
@@ -297,6 +307,11 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
           }
           case 'refused':
             group.refused++;
+            if (isProblem(attempt)) {
+              group.refusedAfterRetries++;
+              noteProblem(group, attempt, conv);
+              emit(group);
+            }
             break;
           case 'time-wait-ack':
             group.timeWaitAnswered++;

@@ -71,6 +71,15 @@ class Group {
 
 const MAX_CONVERSATION_IDS = 1000;
 
+/**
+ * The server's answer acknowledges another sequence space. An ACK of exactly the SYN's own sequence
+ * number (one short of SYN + 1) is not a TIME_WAIT socket's ACK, whose value is the old stream's end
+ * and unrelated to the new ISN: it is a crafted or broken answer to this very SYN.
+ */
+function isStale(conv: Conversation, seg: Segment): boolean {
+  return (seg.notes & Note.AckOfPreviousConversation) !== 0 && seg.ack !== conv.client.isn;
+}
+
 export const timewaitCollision: DetectorSpec<Thresholds> = {
   id: 'timewait-collision',
   title: 'TIME_WAIT collision on a reused 4-tuple',
@@ -280,7 +289,7 @@ export const timewaitCollision: DetectorSpec<Thresholds> = {
         if (attempt === undefined) {
           // Only attempts on a tuple used before, or answered by a stale ACK, are followed.
           const firstSyn = syn && seg.fromClient && (seg.notes & Note.NewData) !== 0 && (seg.flags & TcpFlag.ACK) === 0;
-          const stale = (seg.notes & Note.AckOfPreviousConversation) !== 0;
+          const stale = isStale(conv, seg);
           if (!(firstSyn && conv.previousId > 0) && !stale) return;
           attempt = new Attempt();
           attempt.convId = conv.id;
@@ -299,7 +308,7 @@ export const timewaitCollision: DetectorSpec<Thresholds> = {
           attempt.packets.push({ frame: conv.synFrame, time: round(conv.synTime), from: 'client', packet: 'SYN', seq: conv.client.isn, ack: 0 });
         }
         if (attempt.synAckTime >= 0 && attempt.staleAcks === 0) return;
-        if ((seg.notes & Note.AckOfPreviousConversation) !== 0) {
+        if (isStale(conv, seg)) {
           if (attempt.staleAcks === 0) {
             attempt.staleAckValue = seg.ack;
             attempt.firstStaleAckFrame = seg.frame;
