@@ -1,8 +1,10 @@
 import { Command, CommanderError, Option } from 'commander';
 import { TOOL } from '../version.js';
 import { registerAnalyze } from './analyze-command.js';
+import { registerCheck } from './check-command.js';
 import { registerExplain } from './explain-command.js';
 import { registerFlow } from './flow-command.js';
+import { registerInterfaces, registerLive } from './live-command.js';
 import { isUserError } from './errors.js';
 
 /** Exit codes, one meaning each (documented in the README). */
@@ -28,7 +30,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   };
   registerAnalyze(program, setCode);
   registerFlow(program, setCode);
+  registerCheck(program, setCode);
   registerExplain(program, setCode);
+  registerLive(program, setCode);
+  registerInterfaces(program, setCode);
   try {
     await program.parseAsync([...argv]);
   } catch (error) {

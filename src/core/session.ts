@@ -63,11 +63,21 @@ export interface AnalysisSummary {
   evicted: number;
 }
 
+/** What a baseline did to this report (only when --baseline was given). */
+export interface BaselineReport {
+  path: string;
+  /** Ids of findings the baseline accepted: reported, but not counted for --fail-on. */
+  suppressed: string[];
+  /** Baseline entries no finding matched. */
+  stale: { detector: string; client?: string; server?: string; title?: string }[];
+}
+
 export interface AnalysisResult {
   inputs: InputReport[];
   summary: AnalysisSummary;
   conversations: ConversationSummary[];
   findings: Finding[];
+  baseline?: BaselineReport;
 }
 
 /**

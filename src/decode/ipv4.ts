@@ -1,5 +1,5 @@
 import { DecodeStatus, type DecodedPacket } from './packet.js';
-import { UNKNOWN_END, type Walk, missing, nextForProtocol, u16, u32 } from './walk.js';
+import { UNKNOWN_END, type Walk, missing, nextForProtocol, u16 } from './walk.js';
 
 /**
  * An IPv4 header. The total length, not the captured length, bounds the payload: Ethernet padding
@@ -33,12 +33,12 @@ export function ipv4(w: Walk, out: DecodedPacket): number {
   src[0] = 0;
   src[1] = 0;
   src[2] = 0xffff;
-  src[3] = u32(d, p + 12);
+  src[3] = u16(d, p + 12) * 0x10000 + u16(d, p + 14);
   const dst = out.dstAddr;
   dst[0] = 0;
   dst[1] = 0;
   dst[2] = 0xffff;
-  dst[3] = u32(d, p + 16);
+  dst[3] = u16(d, p + 16) * 0x10000 + u16(d, p + 18);
 
   const fragment = u16(d, p + 6);
   if ((fragment & 0x1fff) !== 0) return DecodeStatus.Fragment;

@@ -1,5 +1,5 @@
 import { DecodeStatus, type DecodedPacket } from './packet.js';
-import { UNKNOWN_END, type Walk, missing, nextForProtocol, u16, u32 } from './walk.js';
+import { UNKNOWN_END, type Walk, missing, nextForProtocol, u16 } from './walk.js';
 
 /**
  * RFC 8200 allows each extension header once (destination options twice), about six in all; a
@@ -25,8 +25,8 @@ export function ipv6(w: Walk, out: DecodedPacket): number {
   const src = out.srcAddr;
   const dst = out.dstAddr;
   for (let i = 0; i < 4; i++) {
-    src[i] = u32(d, p + 8 + 4 * i);
-    dst[i] = u32(d, p + 24 + 4 * i);
+    src[i] = u16(d, p + 8 + 4 * i) * 0x10000 + u16(d, p + 10 + 4 * i);
+    dst[i] = u16(d, p + 24 + 4 * i) * 0x10000 + u16(d, p + 26 + 4 * i);
   }
 
   const payloadLength = u16(d, p + 4);
@@ -50,7 +50,7 @@ export function ipv6(w: Walk, out: DecodedPacket): number {
     let length: number;
     if (next === FRAGMENT) {
       length = 8;
-      out.ipId = u32(d, q + 4);
+      out.ipId = u16(d, q + 4) * 0x10000 + u16(d, q + 6);
       const offsetFlags = u16(d, q + 2);
       if ((offsetFlags & 0xfff8) !== 0) return DecodeStatus.Fragment;
       if ((offsetFlags & 1) !== 0 && (w.fragEnd < 0 || end < w.fragEnd)) w.fragEnd = end;
@@ -89,7 +89,7 @@ function jumboPayloadLength(d: Uint8Array, from: number, to: number): number {
       continue;
     }
     const length = d[i + 1];
-    if (type === JUMBO_PAYLOAD && length === 4 && i + 6 <= to) return u32(d, i + 2);
+    if (type === JUMBO_PAYLOAD && length === 4 && i + 6 <= to) return u16(d, i + 2) * 0x10000 + u16(d, i + 4);
     i += 2 + length;
   }
   return -1;

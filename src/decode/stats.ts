@@ -33,6 +33,7 @@ export class DecodeStats {
     return this.byStatus[DecodeStatus.Truncated];
   }
 
+  /** The decoder's tally of one packet. */
   count(status: DecodeStatus, linkType: number, w: Walk): void {
     this.packets++;
     this.byStatus[status]++;
@@ -60,6 +61,10 @@ function packets(n: number): string {
   return `${n.toLocaleString('en-US')} ${n === 1 ? 'packet' : 'packets'}`;
 }
 
+function tcpPackets(n: number): string {
+  return `${n.toLocaleString('en-US')} TCP ${n === 1 ? 'packet' : 'packets'}`;
+}
+
 /** One line per kind of packet the analysis could not use, for the input's warnings. */
 export function decodeWarnings(stats: DecodeStats): string[] {
   const warnings: string[] = [];
@@ -73,16 +78,16 @@ export function decodeWarnings(stats: DecodeStats): string[] {
     warnings.push(`${stats.malformed.toLocaleString('en-US')} malformed ${stats.malformed === 1 ? 'packet' : 'packets'} skipped`);
   }
   if (stats.truncated > 0) {
-    warnings.push(`${packets(stats.truncated)} cut by the capture's snaplen before the end of the TCP header skipped`);
+    warnings.push(`${packets(stats.truncated)} skipped: cut by the capture's snaplen before the end of their TCP header`);
   }
   if (stats.fragments > 0) {
-    warnings.push(`${packets(stats.fragments)} skipped: IP fragments without a TCP header (fragments are not reassembled)`);
+    warnings.push(`${packets(stats.fragments)} skipped: IP fragments without a TCP header (no reassembly)`);
   }
   if (stats.damagedOptions > 0) {
-    warnings.push(`${packets(stats.damagedOptions)} with a damaged TCP option list kept (options after the damage ignored)`);
+    warnings.push(`${tcpPackets(stats.damagedOptions)} with a damaged option list: options after the damage ignored`);
   }
   if (stats.shortFrames > 0) {
-    warnings.push(`${packets(stats.shortFrames)} shorter than their IP length says (bytes lost in capture); lengths taken from the IP header`);
+    warnings.push(`${tcpPackets(stats.shortFrames)} shorter than their IP length (bytes lost in capture): lengths taken from the IP header`);
   }
   return warnings;
 }

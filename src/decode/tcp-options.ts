@@ -1,5 +1,5 @@
 import type { DecodedPacket } from './packet.js';
-import { u16, u32 } from './walk.js';
+import { u16 } from './walk.js';
 
 const EOL = 0;
 const NOP = 1;
@@ -52,8 +52,8 @@ export function readTcpOptions(d: Uint8Array, start: number, headerEnd: number, 
       case TIMESTAMPS:
         if (length === 10) {
           out.hasTimestamp = true;
-          out.tsVal = u32(d, i + 2);
-          out.tsEcr = u32(d, i + 6);
+          out.tsVal = u16(d, i + 2) * 0x10000 + u16(d, i + 4);
+          out.tsEcr = u16(d, i + 6) * 0x10000 + u16(d, i + 8);
         }
         break;
     }
@@ -67,8 +67,8 @@ function readSackBlocks(d: Uint8Array, at: number, blocks: number, out: DecodedP
   const count = blocks < 4 ? blocks : 4;
   const edges = out.sackBlocks;
   for (let b = 0; b < count; b++) {
-    edges[2 * b] = u32(d, at + 8 * b);
-    edges[2 * b + 1] = u32(d, at + 8 * b + 4);
+    edges[2 * b] = u16(d, at + 8 * b) * 0x10000 + u16(d, at + 8 * b + 2);
+    edges[2 * b + 1] = u16(d, at + 8 * b + 4) * 0x10000 + u16(d, at + 8 * b + 6);
   }
   out.sackCount = count;
 }

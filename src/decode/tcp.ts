@@ -1,6 +1,6 @@
 import { DecodeStatus, type DecodedPacket } from './packet.js';
 import { readTcpOptions } from './tcp-options.js';
-import { type Walk, missing, u16, u32 } from './walk.js';
+import { type Walk, missing, u16 } from './walk.js';
 
 /**
  * The TCP header at w.pos, inside an IP payload that ends at w.wireEnd. A header reaching past
@@ -20,8 +20,8 @@ export function tcp(w: Walk, out: DecodedPacket): DecodeStatus {
 
   out.srcPort = u16(d, p);
   out.dstPort = u16(d, p + 2);
-  out.seq = u32(d, p + 4);
-  out.ack = u32(d, p + 8);
+  out.seq = u16(d, p + 4) * 0x10000 + u16(d, p + 6);
+  out.ack = u16(d, p + 8) * 0x10000 + u16(d, p + 10);
   out.flags = d[p + 13];
   out.window = u16(d, p + 14);
   out.headerLength = headerLength;

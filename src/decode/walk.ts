@@ -62,12 +62,13 @@ export function missing(w: Walk, need: number): DecodeStatus {
   return DecodeStatus.Malformed;
 }
 
+/**
+ * A big-endian 16-bit field. There is deliberately no 32-bit twin: a value above 2^30 is not a
+ * small integer, so a helper the optimizer does not inline returns it boxed in a new heap number,
+ * one allocation per read. `u16(d, i) * 0x10000 + u16(d, i + 2)` keeps the arithmetic in the caller.
+ */
 export function u16(d: Uint8Array, i: number): number {
   return (d[i] << 8) | d[i + 1];
-}
-
-export function u32(d: Uint8Array, i: number): number {
-  return ((d[i] << 24) | (d[i + 1] << 16) | (d[i + 2] << 8) | d[i + 3]) >>> 0;
 }
 
 /** IANA protocol numbers: the IP layers hand TCP and tunnels on, everything else ends the walk. */

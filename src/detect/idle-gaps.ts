@@ -51,7 +51,10 @@ export interface GapResult {
   /** The packet that decided the outcome (answer, RST, or the retry that reached failRetries). */
   resolvedFrame: number;
   resolvedTime: number;
+  /** Retransmissions (or further probes) of it seen without an answer, counted on after the verdict. */
   retries: number;
+  /** Last packet of the failure seen: the verdict, or a later retransmission of the same data. */
+  lastTime: number;
   resetBy: 'client' | 'server' | null;
   client: { ip: string; port: number };
   server: { ip: string; port: number };
@@ -118,6 +121,9 @@ class PendingGap {
 /** Per-conversation state, kept by the detector in its scratch slot. */
 export class GapState {
   pending: PendingGap | null = null;
+  /** A failure still being retransmitted: its retries keep counting until an answer or the end. */
+  failed: GapResult | null = null;
+  failedFromClient = true;
 }
 
 function nonResetPackets(endpoint: Endpoint): number {
@@ -146,6 +152,15 @@ export class IdleGapBook {
 
   onSegment(state: GapState, conv: Conversation, seg: Segment): void {
     const notes = seg.notes;
+    const failed = state.failed;
+    if (failed !== null) {
+      if ((notes & Note.Reset) !== 0 || (seg.fromClient !== state.failedFromClient && (notes & Note.AckProgress) !== 0)) {
+        state.failed = null;
+      } else if (seg.fromClient === state.failedFromClient && (notes & Note.Retransmission) !== 0 && (notes & Note.SynRetransmission) === 0) {
+        failed.retries++;
+        failed.lastTime = seg.time;
+      }
+    }
     const pending = state.pending;
     let consumed = false;
     if (pending !== null) {
@@ -219,6 +234,7 @@ export class IdleGapBook {
       resolvedFrame: seg !== null ? seg.frame : 0,
       resolvedTime: seg !== null ? seg.time : peer.lastTime,
       retries: pending.retries,
+      lastTime: seg !== null ? seg.time : peer.lastTime,
       resetBy: how === 'reset' && seg !== null ? (seg.fromClient ? 'client' : 'server') : null,
       client,
       server,
@@ -238,6 +254,10 @@ export class IdleGapBook {
       if (group.shortestFailed === null || result.gapSeconds < group.shortestFailed.gapSeconds) group.shortestFailed = result;
       if (group.failed.length < MAX_FAILED_KEPT) group.failed.push(result);
       else if (result === group.shortestFailed) group.failed[MAX_FAILED_KEPT - 1] = result;
+    }
+    if (outcome === 'failed' && how !== 'reset') {
+      state.failed = result;
+      state.failedFromClient = pending.fromClient;
     }
     this.onResult?.(conv, result, group);
   }

@@ -26,6 +26,7 @@ export class CapBackend implements LiveBackend {
   private child: ChildProcess | null = null;
   private last: CapChildCounters | null = null;
   private endSeen = false;
+  private stderr = '';
   private stopRequested = false;
   private closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
   private killTimer: NodeJS.Timeout | null = null;
@@ -36,13 +37,20 @@ export class CapBackend implements LiveBackend {
   start(): Promise<Readable> {
     const child = fork(CHILD, [JSON.stringify(this.config)], {
       // fd 3: the packet stream (a pipe the child writes without blocking); fd 4: control.
-      stdio: ['ignore', 'inherit', 'inherit', 'pipe', 'ipc'],
+      // stderr is kept: libpcap's warnings and cap's assertion when the interface goes down are
+      // ours to explain in one line, not to pass on raw.
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'ipc'],
+      cwd: '/',
       // Its own process group: Ctrl-C reaches only connscope, which then stops the capture in order.
       detached: true,
       serialization: 'json',
     });
     this.child = child;
     this.closed = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (text: string) => {
+      this.stderr = (this.stderr + text).slice(-8192);
+    });
     return new Promise((resolve, reject) => {
       let settled = false;
       child.on('message', (message: CapChildMessage) => {
@@ -96,6 +104,9 @@ export class CapBackend implements LiveBackend {
   }
 
   async finish(): Promise<BackendEnd> {
+    const byItself = !this.stopRequested;
+    // The stream ended without stop(): the process is exiting (or wedged: do not wait forever).
+    if (byItself) this.killTimer = setTimeout(() => this.child?.kill('SIGKILL'), STOP_GRACE_MS);
     const { code, signal } = (await this.closed) ?? { code: 0, signal: null };
     if (this.killTimer !== null) clearTimeout(this.killTimer);
     const counters = this.counters();
@@ -105,8 +116,9 @@ export class CapBackend implements LiveBackend {
     }
     if ((this.last?.truncated ?? 0) > 0) warnings.push(`${this.last?.truncated} packets longer than 65535 bytes were cut short`);
     let unexpected: string | null = null;
-    if (!this.endSeen && !this.stopRequested) {
-      unexpected = signal !== null ? `the capture process ended (signal ${signal})` : `the capture process ended (exit code ${code})`;
+    if (!this.endSeen && byItself) {
+      const said = this.stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !/This may not actually work/.test(l)).at(-1);
+      unexpected = `the capture process ended (${signal !== null ? `signal ${signal}` : `exit code ${code}`})${said !== undefined ? `: ${said}` : ''}`;
     } else if (!this.endSeen && signal === 'SIGKILL') {
       warnings.push('the capture process did not stop in time and was killed: the last packets may be missing');
     }

@@ -110,6 +110,7 @@ export class LiveCapture {
   private startedAt = 0;
   private lastTick = { time: 0, packets: 0, bytes: 0 };
   private linkType: number | null = null;
+  private downWarning: string | null = null;
 
   constructor(
     private readonly options: LiveOptions,
@@ -182,28 +183,30 @@ export class LiveCapture {
     try {
       info = await readCaptureStream(name, this.tap(stream), this.sink);
     } catch (error) {
-      if (!(error instanceof CaptureError)) throw error;
-      // The stream was cut before a single header: the capture process died at once.
+      if (!(error instanceof CaptureError)) {
+        backend.kill();
+        throw error;
+      }
+      // The stream was cut before a single header (the capture process died at once) or damaged.
       info = emptyInfo(name);
       if (!this.stopRequested) errors.push(`${name}: ${error.message}`);
+      backend.stop();
     } finally {
       for (const timer of timers) clearTimeout(timer);
     }
-    backend.stop();
+    // Not stop(): finish() tells a capture that ended by itself (interface down) from one we ended.
     const end = await backend.finish();
     const warnings = [...end.warnings];
     if (end.unexpected !== null && this.endReason === null) {
       const state = interfaceState(options.iface);
       if (state === 'down' || state === 'gone' || /interface (went down|disappeared)|not up|No such device/i.test(end.unexpected)) {
-        const message = `interface ${options.iface} ${state === 'gone' ? 'disappeared' : 'went down'}: capture ended`;
-        warnings.push(message);
-        this.listener.warning(message);
-        this.endReason = 'interface-down';
+        this.interfaceDown(state === 'gone');
       } else {
         errors.push(`capture on ${options.iface} ended unexpectedly: ${end.unexpected}`);
         this.endReason = 'ended';
       }
     }
+    if (this.downWarning !== null) warnings.push(this.downWarning);
     const lossWarning = this.loss.warning();
     if (lossWarning !== null) warnings.push(lossWarning);
     info.warnings.push(...warnings);
@@ -244,8 +247,20 @@ export class LiveCapture {
     }
   }
 
+  /** The interface went down or away: a warning, and the capture ends (report as usual). */
+  private interfaceDown(gone: boolean): void {
+    if (this.downWarning !== null) return;
+    this.downWarning = `interface ${this.options.iface} ${gone ? 'disappeared' : 'went down'} at ${new Date().toISOString()}: capture ended`;
+    this.listener.warning(this.downWarning);
+    this.endReason ??= 'interface-down';
+    this.stop('interface-down');
+  }
+
   private tick(): void {
     const now = Date.now() / 1000;
+    // tcpdump keeps waiting on a downed interface, and cap's process dies a moment later: look.
+    const state = interfaceState(this.options.iface);
+    if (state === 'down' || state === 'gone') this.interfaceDown(state === 'gone');
     this.writer?.flush();
     const stats = this.snapshot(now);
     this.lastTick = { time: now, packets: this.packets, bytes: this.bytes };

@@ -26,7 +26,6 @@ export interface InterfaceList {
 
 const IFF_UP = 0x1;
 const IFF_LOOPBACK = 0x8;
-const IFF_RUNNING = 0x40;
 
 function sysFlags(name: string): number | null {
   try {
@@ -70,13 +69,22 @@ function popcount(n: number): number {
   return count;
 }
 
+/** Link detected (sysfs has no IFF_RUNNING in `flags`; `carrier` is it, unreadable while down). */
+function carrier(name: string): boolean {
+  try {
+    return readFileSync(`/sys/class/net/${name}/carrier`, 'utf8').trim() === '1';
+  } catch {
+    return false;
+  }
+}
+
 function withKernelState(info: Omit<InterfaceInfo, 'up' | 'running'>): InterfaceInfo {
   const flags = sysFlags(info.name);
   return {
     ...info,
     loopback: info.loopback || (flags !== null && (flags & IFF_LOOPBACK) !== 0),
     up: flags === null ? null : (flags & IFF_UP) !== 0,
-    running: flags === null ? null : (flags & IFF_RUNNING) !== 0,
+    running: flags === null ? null : (flags & IFF_UP) !== 0 && carrier(info.name),
   };
 }
 

@@ -112,6 +112,8 @@ export class TcpdumpBackend implements LiveBackend {
   }
 
   async finish(): Promise<BackendEnd> {
+    const byItself = !this.stopRequested;
+    if (byItself) this.killTimer = setTimeout(() => this.child?.kill('SIGKILL'), STOP_GRACE_MS);
     const { code, signal } = (await this.closed) ?? { code: 0, signal: null };
     if (this.statsTimer !== null) clearInterval(this.statsTimer);
     if (this.killTimer !== null) clearTimeout(this.killTimer);
@@ -121,7 +123,7 @@ export class TcpdumpBackend implements LiveBackend {
     const ifDrops = this.lastCount(/(\d+) packets? dropped by interface/g);
     if ((ifDrops ?? 0) > 0) warnings.push(`${ifDrops} packets dropped by the interface (tcpdump's count)`);
     let unexpected: string | null = null;
-    if (!this.stopRequested) {
+    if (byItself) {
       const said = this.messages().filter((line) => !/^(Warning|WARNING)/.test(line)).at(-1);
       unexpected = said ?? `tcpdump ended (${signal ?? `exit code ${code}`})`;
     } else if (signal === 'SIGKILL') {

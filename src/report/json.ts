@@ -26,6 +26,7 @@ export async function writeJsonReport(result: AnalysisResult, out: Writable): Pr
   };
   await emit(`{"schemaVersion":${SCHEMA_VERSION},"tool":${JSON.stringify(TOOL)},`);
   await emit(`"inputs":${JSON.stringify(result.inputs)},"summary":${JSON.stringify(result.summary)},`);
+  if (result.baseline) await emit(`"baseline":${JSON.stringify(result.baseline)},`);
   await emit(`"findings":${JSON.stringify(result.findings)},"conversations":[`);
   for (let i = 0; i < result.conversations.length; i++) {
     await emit((i > 0 ? ',' : '') + JSON.stringify(result.conversations[i]));

@@ -1,6 +1,6 @@
 import type { ChalkInstance } from 'chalk';
 import Table from 'cli-table3';
-import type { AnalysisResult, InputReport } from '../core/session.js';
+import type { AnalysisResult, BaselineReport, InputReport } from '../core/session.js';
 import { type Finding, type Severity, SEVERITIES } from '../detect/finding.js';
 import type { ConversationSummary } from '../flow/summary.js';
 import { linkTypeName } from '../decode/link-types.js';
@@ -30,7 +30,8 @@ export function renderText(result: AnalysisResult, options: TextOptions): string
     for (const input of result.inputs) out.push(...renderInput(input, chalk));
     out.push('');
   }
-  out.push(...renderFindings(result.findings, chalk));
+  out.push(...renderFindings(result.findings, new Set(result.baseline?.suppressed ?? []), chalk));
+  if (result.baseline !== undefined) out.push(...renderBaseline(result.baseline, chalk));
   if (!options.quiet) {
     const shown = selectConversations(result, options);
     if (shown.length > 0) {
@@ -69,7 +70,15 @@ const SEVERITY_STYLE: Record<Severity, (chalk: ChalkInstance, text: string) => s
   info: (chalk, text) => chalk.cyan(text),
 };
 
-function renderFindings(findings: readonly Finding[], chalk: ChalkInstance): string[] {
+function renderBaseline(baseline: BaselineReport, chalk: ChalkInstance): string[] {
+  const lines = ['', chalk.dim(`baseline ${baseline.path}: ${baseline.suppressed.length} finding(s) accepted, ${baseline.stale.length} stale entr${baseline.stale.length === 1 ? 'y' : 'ies'}`)];
+  for (const entry of baseline.stale) {
+    lines.push(chalk.yellow(`  stale: ${entry.detector} client=${entry.client ?? '*'} server=${entry.server ?? '*'}${entry.title ? ` (${entry.title})` : ''}`));
+  }
+  return lines;
+}
+
+function renderFindings(findings: readonly Finding[], accepted: ReadonlySet<string>, chalk: ChalkInstance): string[] {
   const counts = SEVERITIES.map((s) => `${findings.filter((f) => f.severity === s).length} ${s}`).join(', ');
   const lines = [chalk.bold(`FINDINGS (${counts})`)];
   if (findings.length === 0) {
@@ -78,7 +87,8 @@ function renderFindings(findings: readonly Finding[], chalk: ChalkInstance): str
   }
   for (const finding of findings) {
     const label = SEVERITY_STYLE[finding.severity](chalk, finding.severity.toUpperCase().padEnd(8));
-    lines.push('', `${label} ${chalk.bold(finding.detector)}  ${finding.title}`);
+    const note = accepted.has(finding.id) ? chalk.dim(' (accepted in baseline)') : '';
+    lines.push('', `${label} ${chalk.bold(finding.detector)}  ${finding.title}${note}`);
     const conv = finding.conversations.length > 0
       ? `conversation${finding.conversations.length > 1 ? 's' : ''} ${formatIdList(finding.conversations)}, `
       : '';
@@ -98,23 +108,25 @@ function formatIdList(ids: readonly number[]): string {
   return ids.length > 8 ? `${shown} … (${ids.length} in all)` : shown;
 }
 
-/** Evidence on one line: scalars as key=value, lists shortened. */
+/**
+ * Evidence on one line: scalars as key=value, lists of scalars shortened. Nested records (per-packet
+ * details, per-conversation lists) are left to the JSON report and `connscope flow`.
+ */
 export function formatEvidence(evidence: Record<string, unknown>): string {
   const parts: string[] = [];
   for (const [key, value] of Object.entries(evidence)) {
     if (value === null || value === undefined) continue;
     if (Array.isArray(value)) {
-      if (value.length === 0) continue;
-      const items = value.slice(0, 6).map(formatValue);
+      if (value.length === 0 || value.some((item) => typeof item === 'object' && item !== null)) continue;
+      const items = value.slice(0, 6).map(formatScalar);
       parts.push(`${key}=[${items.join(', ')}${value.length > 6 ? `, … ${value.length - 6} more` : ''}]`);
-    } else parts.push(`${key}=${formatValue(value)}`);
+    } else if (typeof value !== 'object') parts.push(`${key}=${formatScalar(value)}`);
   }
   return parts.join(' ');
 }
 
-function formatValue(value: unknown): string {
-  if (typeof value === 'number') return Number.isInteger(value) ? String(value) : String(Number(value.toFixed(6)));
-  if (typeof value === 'object' && value !== null) return JSON.stringify(value);
+function formatScalar(value: unknown): string {
+  if (typeof value === 'number') return Number.isInteger(value) ? String(value) : String(Number(value.toFixed(3)));
   return String(value);
 }
 

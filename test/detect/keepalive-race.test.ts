@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { analyzeFiles } from '../../src/core/analyze.js';
 import { keepaliveRace } from '../../src/detect/detectors/keepalive-race.js';
 import type { Finding } from '../../src/detect/finding.js';
+import { CAPTURES_DIR, CORPUS_DIR, capture, corpusRows, facts } from '../helpers/paths.js';
 import { SyntheticCapture, type SyntheticFlow } from '../helpers/synthetic.js';
 
 const SERVER = '10.0.0.2:3000';
@@ -142,3 +146,106 @@ test('keepalive-race: reuse after a short idle is below minIdleSeconds', () => {
   c.rst(last + 0.5007, 'server', true);
   assert.deepEqual(ours(cap.finish()), []);
 });
+
+// ---- the lab capture -------------------------------------------------------------------------------
+
+interface FrameRef {
+  frame: number;
+  time: number;
+}
+interface RaceFacts {
+  client: string;
+  server: string;
+  request: FrameRef;
+  server_fin: FrameRef & { acks_request: boolean };
+  rsts: FrameRef[];
+  idle_before_request_s: number;
+  server_idle_before_fin_s: number;
+  request_sent_before_fin_arrived: boolean;
+}
+interface RaceCaptureFacts {
+  first_frame_epoch: number;
+  server_keepalive_timeout_s: number;
+  race_count: number;
+  races: RaceFacts[];
+  totals: { server_fin_first: number };
+}
+interface RaceEvidence {
+  conversation: number;
+  client: string;
+  idleBeforeSeconds: number;
+  serverIdleSeconds: number;
+  requestAfterFinSeconds: number;
+  finFrame: number;
+  requestFrame: number;
+  rstFrame: number;
+}
+
+const RACE = 'keepalive-race';
+const hasRace = existsSync(capture(`${RACE}.pcap`));
+
+test('keepalive-race: every race of the lab capture, in one finding for the nginx server', { skip: hasRace ? false : 'capture not generated' }, async () => {
+  const fx = facts<RaceCaptureFacts>(RACE);
+  const { result, errors } = await analyzeFiles([capture(`${RACE}.pcap`)]);
+  assert.deepEqual(errors, []);
+  const findings = ours(result.findings);
+  assert.equal(findings.length, 1);
+  const f = findings[0];
+  assert.equal(f.severity, 'warning');
+  assert.equal(`${f.server?.ip}:${f.server?.port}`, fx.races[0].server);
+  assert.equal(f.evidence.races, fx.race_count);
+  assert.equal((f.conversations as number[]).length, fx.race_count);
+  const listed = f.evidence.raceList as RaceEvidence[];
+  assert.equal(listed.length, fx.races.length);
+  for (const race of fx.races) {
+    const got = listed.find((r) => r.client === race.client);
+    assert.ok(got, `race on ${race.client} not found`);
+    assert.equal(got.requestFrame, race.request.frame, race.client);
+    assert.equal(got.finFrame, race.server_fin.frame, race.client);
+    assert.equal(got.rstFrame, race.rsts[0].frame, race.client);
+    assert.ok(Math.abs(got.idleBeforeSeconds - race.idle_before_request_s) < 2e-6, race.client);
+    assert.ok(Math.abs(got.serverIdleSeconds - race.server_idle_before_fin_s) < 2e-6, race.client);
+    assert.equal(got.requestAfterFinSeconds < 0, race.request_sent_before_fin_arrived, race.client);
+    assert.ok(Math.abs(got.requestAfterFinSeconds - (race.request.time - race.server_fin.time)) < 2e-6, race.client);
+    // The client sees that the request went unacknowledged by the FIN.
+    assert.equal(race.server_fin.acks_request, false);
+  }
+  // Idle closes: in this scenario nginx closes only at keepalive_timeout, so every server-first FIN
+  // (the races and the connections the pool dropped as stale) is one; the inferred timeout is nginx's.
+  assert.equal(f.evidence.idleClosesObserved, fx.totals.server_fin_first);
+  const timeout = f.evidence.inferredServerIdleTimeoutSeconds as number;
+  assert.ok(Math.abs(timeout - fx.server_keepalive_timeout_s) < 0.05 * fx.server_keepalive_timeout_s, `timeout ${timeout}`);
+  const idles = fx.races.map((r) => r.idle_before_request_s).sort((a, b) => a - b);
+  const mid = idles.length >> 1;
+  const medianIdle = idles.length % 2 === 1 ? idles[mid] : (idles[mid - 1] + idles[mid]) / 2;
+  assert.ok(Math.abs((f.evidence.clientIdleBeforeReuseSeconds as number) - medianIdle) < 2e-6);
+  const firstEvent = Math.min(...fx.races.map((r) => Math.min(r.request.time, r.server_fin.time)));
+  const lastRst = Math.max(...fx.races.map((r) => r.rsts[0].time));
+  assert.ok(Math.abs(f.start - (fx.first_frame_epoch + firstEvent)) < 1e-5);
+  assert.ok(Math.abs(f.end - (fx.first_frame_epoch + lastRst)) < 1e-5);
+});
+
+/** Lab captures of other scenarios: keepalive-race must stay below warning on all of them. */
+const labCaptures = existsSync(CAPTURES_DIR)
+  ? readdirSync(CAPTURES_DIR).filter((n) => /\.pcap(ng)?$/.test(n) && !n.startsWith(`${RACE}.`))
+  : [];
+
+for (const name of labCaptures) {
+  test(`keepalive-race: silent on lab capture ${name}`, async () => {
+    const { result } = await analyzeFiles([join(CAPTURES_DIR, name)]);
+    const loud = ours(result.findings).filter((f) => f.severity !== 'info');
+    assert.deepEqual(loud.map((f) => f.title), []);
+  });
+}
+
+// ---- the public corpus ---------------------------------------------------------------------------
+
+/** Findings keepalive-race raises on the corpus, each justified; none so far. */
+const CORPUS_EXPECTED: Record<string, string[]> = {};
+
+for (const row of corpusRows()) {
+  test(`keepalive-race on corpus: ${row.path}`, async () => {
+    const { result } = await analyzeFiles([join(CORPUS_DIR, row.path)]);
+    assert.deepEqual(ours(result.findings).map((f) => f.id), CORPUS_EXPECTED[row.path] ?? []);
+  });
+}

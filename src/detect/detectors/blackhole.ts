@@ -14,7 +14,7 @@ type Thresholds = {
 /** Earlier response times kept per conversation (the most recent ones) for the median. */
 const MAX_RESPONSE_TIMES = 256;
 
-type Ending = 'client-fin' | 'client-rst' | 'server-fin' | 'server-rst' | 'answered' | 'open';
+type Ending = 'client-fin' | 'client-rst' | 'server-fin' | 'server-rst' | 'open';
 
 /** Per conversation: the request/response rhythm so far and the client data waiting for an answer. */
 class State {
@@ -39,15 +39,16 @@ class State {
   lastAckFrame = 0;
   /** The server advertised a zero window while the data waited: a receiver stall, not a blackhole. */
   zeroWindow = false;
+  /** The last server payload (the last response). */
+  lastResponseTime = -1;
+  lastResponseFrame = 0;
+  maxResponse = 0;
+  /** How the conversation ended (the first FIN or RST), once it did. */
   ending: Ending = 'open';
   endTime = -1;
   endFrame = 0;
-  /** Finding already reported for the current pending period. */
-  reported = false;
-  /** Unanswered segment count at the last report, to update only when evidence grew. */
-  reportedSegments = 0;
-  /** Blackhole periods already reported and over on this conversation (keys). */
-  periods = 0;
+  /** The verdict is in (the conversation ended): later packets change nothing. */
+  finalized = false;
 }
 
 export const blackhole: DetectorSpec<Thresholds> = {
@@ -63,35 +64,39 @@ export const blackhole: DetectorSpec<Thresholds> = {
     'own timeout (or forever, without one). On the back leg the proxy retransmits towards the dead backend',
     'in RTO backoff and sends only a couple of new segments; everything else sits in its socket buffer,',
     'already ACKed to the client. This detector follows the request/response rhythm of each conversation',
-    '(client payload, then server payload: one exchange, with its response time). After at least',
-    'minExchanges exchanges, client payload that the server acknowledges (ACK progress covering it) but',
-    'answers with no payload for longer than max(responseFactor x the median earlier response time,',
-    'minSilenceSeconds), over at least minUnansweredSegments ACKed client segments, is a blackhole. It',
-    'ends with the client giving up (FIN or RST), the server closing, or the end of the capture. A server',
-    'advertising a zero window meanwhile is a receiver stall (zero-window-stall), not a blackhole; data',
-    'that is not ACKed at all is a retransmission storm.',
+    '(client payload, then server payload: one exchange, with its response time from the last client',
+    'payload to the first server payload). After at least minExchanges exchanges, client payload that the',
+    'server acknowledges entirely (ACK progress covering every byte, at least minUnansweredSegments',
+    'segments) but answers with no payload for longer than max(responseFactor x the median earlier response',
+    'time, 2 x the longest earlier response, minSilenceSeconds), measured from the first unanswered client',
+    'segment to the end, is a blackhole. The finding is made when the conversation ends: the client giving',
+    'up (FIN or RST), the server side closing, or the end of the capture; a response that comes after all',
+    'was only a slow one. A server advertising a zero window meanwhile is a receiver stall',
+    '(zero-window-stall), not a blackhole; data the server does not ACK is a retransmission storm.',
   ].join(' '),
   evidence: {
     unansweredSegments: 'client payload segments sent since the last server payload',
     unansweredBytes: 'client payload bytes sent since the last server payload',
-    ackedSegments: 'of those, segments the server acknowledged',
+    ackedSegments: 'of those, segments the server acknowledged (all of them, or it would not be a blackhole)',
     ackedBytes: 'of those, bytes the server acknowledged',
     sinceFrame: 'frame of the first unanswered client segment',
     sinceTime: 'capture time of the first unanswered client segment',
+    lastResponseFrame: 'frame of the last server payload (the last response) before the silence',
+    lastResponseTime: 'its capture time',
     lastClientFrame: 'frame of the last unanswered client segment',
     lastAckFrame: 'frame of the server\'s last ACK covering unanswered data',
-    unansweredSeconds: 'from the first unanswered client segment to the last evidence (client segment, server ACK, or how it ended)',
+    unansweredSeconds: 'from the first unanswered client segment to the end (the FIN or RST, else the last client segment or server ACK)',
     earlierExchanges: 'request/response exchanges before the silence',
     medianResponseSeconds: 'median response time of those exchanges (last client payload to first server payload)',
     maxResponseSeconds: 'longest of those response times',
-    thresholdSeconds: 'silence needed: max(responseFactor x median response, minSilenceSeconds)',
-    ending: 'client-fin / client-rst (the client gave up), server-fin / server-rst, answered (a response came after all), or open (end of capture)',
-    endFrame: 'frame of the FIN, RST or late response that ended it (null when open)',
+    thresholdSeconds: 'silence needed: max(responseFactor x median response, 2 x longest response, minSilenceSeconds)',
+    ending: 'client-fin / client-rst (the client gave up), server-fin / server-rst (the proxy gave up), or open (end of capture)',
+    endFrame: 'frame of the FIN or RST that ended it (null when open)',
   },
   thresholds: {
-    minExchanges: { default: 2, unit: 'exchanges', description: 'request/response exchanges before the silence, to know the conversation expects answers' },
-    responseFactor: { default: 10, unit: 'ratio', description: 'silence as a multiple of the median earlier response time' },
-    minSilenceSeconds: { default: 5, unit: 's', description: 'silence needed however fast earlier responses were' },
+    minExchanges: { default: 3, unit: 'exchanges', description: 'request/response exchanges before the silence, to know the conversation expects answers (3: a TLS handshake alone is not a rhythm)' },
+    responseFactor: { default: 20, unit: 'ratio', description: 'silence as a multiple of the median earlier response time' },
+    minSilenceSeconds: { default: 2, unit: 's', description: 'silence needed however fast earlier responses were' },
     minUnansweredSegments: { default: 3, unit: 'segments', description: 'client payload segments the server ACKed without answering' },
   },
   advice: [
@@ -110,8 +115,8 @@ export const blackhole: DetectorSpec<Thresholds> = {
       return state;
     };
 
-    const thresholdFor = (medianResponse: number): number =>
-      Math.max(thresholds.responseFactor * medianResponse, thresholds.minSilenceSeconds);
+    const thresholdFor = (state: State): number =>
+      Math.max(thresholds.responseFactor * median(state.responseTimes), 2 * state.maxResponse, thresholds.minSilenceSeconds);
 
     /** The latest time the pending data is known to have been waiting. */
     const lastEvidence = (state: State): number => {
@@ -122,48 +127,40 @@ export const blackhole: DetectorSpec<Thresholds> = {
 
     const qualifies = (state: State): boolean => {
       if (!state.pending || state.zeroWindow || state.exchanges < thresholds.minExchanges) return false;
-      if (state.ackedSegments < thresholds.minUnansweredSegments) return false;
-      const medianResponse = median(state.responseTimes);
-      return lastEvidence(state) - state.pendingStartTime >= thresholdFor(medianResponse);
+      // Everything the client sent was ACKed: unacknowledged data is a dead path, not a blackhole.
+      if (state.ackedSegments < thresholds.minUnansweredSegments || state.ackedBytes < state.pendingBytes) return false;
+      return lastEvidence(state) - state.pendingStartTime >= thresholdFor(state);
     };
 
     const emit = (conv: Conversation, state: State): void => {
       const medianResponse = median(state.responseTimes);
-      const maxResponse = Math.max(...state.responseTimes);
-      const threshold = thresholdFor(medianResponse);
-      const span = lastEvidence(state) - state.pendingStartTime;
+      const threshold = thresholdFor(state);
+      const end = lastEvidence(state);
+      const span = end - state.pendingStartTime;
       const { client, server } = endpointsOf(conv);
-      const answered = state.ending === 'answered';
       const endingText: Record<Ending, string> = {
-        'client-fin': 'until the client gave up and closed the connection (FIN)',
-        'client-rst': 'until the client gave up and reset the connection',
-        'server-fin': 'until the server closed the connection (FIN) without answering',
-        'server-rst': 'until the server reset the connection without answering',
-        answered: 'before a response finally came',
+        'client-fin': `until the client gave up and closed the connection (FIN, frame ${state.endFrame})`,
+        'client-rst': `until the client gave up and reset the connection (frame ${state.endFrame})`,
+        'server-fin': `until the server side closed the connection (FIN, frame ${state.endFrame}) without answering`,
+        'server-rst': `until the server side reset the connection (frame ${state.endFrame}) without answering`,
         open: 'and the capture ends with them still unanswered',
       };
       const parts = [
-        `After ${state.exchanges} request/response exchanges answered in ${humanSeconds(medianResponse)} (median; longest ${humanSeconds(maxResponse)}),`,
-        `the client sent ${state.pendingSegments} more segments (${state.pendingBytes} bytes) from frame ${state.pendingStartFrame} on;`,
-        `the server acknowledged ${state.ackedSegments} of them (${state.ackedBytes} bytes) but sent no payload back for ${humanSeconds(span)},`,
-        `${endingText[state.ending]}.`,
+        `After ${state.exchanges} request/response exchanges answered in ${duration(medianResponse)} (median; longest ${duration(state.maxResponse)}),`,
+        `the last response at frame ${state.lastResponseFrame}, the client sent ${state.pendingSegments} more segment${state.pendingSegments === 1 ? '' : 's'} (${state.pendingBytes} bytes, frames ${state.pendingStartFrame} to ${state.pendingLastFrame});`,
+        `the server acknowledged every one of them but sent no payload back for ${duration(span)},`,
+        `${endingText[state.ending]}${state.endTime >= 0 ? ` ${duration(state.endTime - state.pendingLastTime)} after the last of them` : ''}.`,
+        'The peer\'s TCP stack accepted the bytes while nothing behind it answered: the signature of a load balancer or proxy whose backend is gone (deregistered, crashed or unreachable) and which keeps the client connection open.',
       ];
-      if (answered) {
-        parts.push('The data was delivered in the end, so this was a stall behind the acknowledging peer (a slow or re-dialled backend), not a lost connection.');
-      } else {
-        parts.push('The peer\'s TCP stack accepted the bytes while nothing behind it answered: the signature of a load balancer or proxy whose backend is gone (deregistered, crashed or unreachable) and which keeps the client connection open.');
-      }
       report({
-        key: `${conv.id}/${state.periods}`,
-        severity: answered ? 'info' : 'critical',
-        title: answered
-          ? `Requests ACKed but answered only after ${humanSeconds(span)}: ${tupleText(conv)}`
-          : `${state.ackedSegments} client segments ACKed, no response for ${humanSeconds(span)}: ${tupleText(conv)}`,
+        key: `${conv.id}`,
+        severity: 'critical',
+        title: `${state.ackedSegments} client segments ACKed, no response for ${duration(span)}: ${tupleText(conv)}`,
         conversations: [conv.id],
         client,
         server,
         start: state.pendingStartTime,
-        end: lastEvidence(state),
+        end,
         evidence: {
           unansweredSegments: state.pendingSegments,
           unansweredBytes: state.pendingBytes,
@@ -171,61 +168,41 @@ export const blackhole: DetectorSpec<Thresholds> = {
           ackedBytes: state.ackedBytes,
           sinceFrame: state.pendingStartFrame,
           sinceTime: round(state.pendingStartTime),
+          lastResponseFrame: state.lastResponseFrame,
+          lastResponseTime: round(state.lastResponseTime),
           lastClientFrame: state.pendingLastFrame,
           lastAckFrame: state.lastAckTime >= 0 ? state.lastAckFrame : null,
           unansweredSeconds: round(span),
           earlierExchanges: state.exchanges,
           medianResponseSeconds: round(medianResponse),
-          maxResponseSeconds: round(maxResponse),
+          maxResponseSeconds: round(state.maxResponse),
           thresholdSeconds: round(threshold),
           ending: state.ending,
           endFrame: state.ending === 'open' ? null : state.endFrame,
         },
         explanation: parts.join(' '),
-        advice: answered ? blackhole.advice.slice(1, 2) : blackhole.advice,
+        advice: blackhole.advice,
       });
-      state.reported = true;
-      state.reportedSegments = state.pendingSegments;
-    };
-
-    /** Reports when the pending data qualifies; later calls update the finding as evidence grows. */
-    const check = (conv: Conversation, state: State, final: boolean): void => {
-      if (!qualifies(state)) return;
-      // Live: report once it qualifies, then again when the unanswered count doubled or it ended.
-      if (!state.reported || final || state.pendingSegments >= 2 * state.reportedSegments) emit(conv, state);
-    };
-
-    const endPending = (state: State): void => {
-      if (state.reported) state.periods++;
-      state.pending = false;
-      state.reported = false;
-      state.reportedSegments = 0;
-      state.pendingSegments = 0;
-      state.pendingBytes = 0;
-      state.ends.length = 0;
-      state.endsHead = 0;
-      state.ackedSegments = 0;
-      state.ackedBytes = 0;
-      state.lastAckTime = -1;
-      state.zeroWindow = false;
     };
 
     const setEnding = (conv: Conversation, state: State, ending: Ending, seg: Segment): void => {
-      if (state.ending !== 'open') return;
+      if (state.ending !== 'open' || state.finalized) return;
       state.ending = ending;
       state.endTime = seg.time;
       state.endFrame = seg.frame;
-      check(conv, state, true);
+      state.finalized = true;
+      if (qualifies(state)) emit(conv, state);
     };
 
     return {
       interest: Note.NewData | Note.AckProgress | Note.ZeroWindow | Note.Fin | Note.Reset,
       onSegment(conv: Conversation, seg: Segment) {
         const state = stateOf(conv);
+        if (state.finalized) return;
         const notes = seg.notes;
         const isData = (notes & Note.NewData) !== 0 && seg.payloadLength > 0 && (notes & Note.AfterReset) === 0;
         if (seg.fromClient) {
-          if (isData && state.ending === 'open') {
+          if (isData) {
             if (!state.pending) {
               state.pending = true;
               state.pendingStartTime = seg.time;
@@ -237,62 +214,71 @@ export const blackhole: DetectorSpec<Thresholds> = {
             state.pendingSegments++;
             state.pendingBytes += seg.payloadLength;
             state.ends.push((seg.seq + seg.payloadLength) >>> 0);
-            if (state.reported) check(conv, state, false);
           }
           if ((notes & Note.Reset) !== 0) setEnding(conv, state, 'client-rst', seg);
-          else if ((notes & Note.Fin) !== 0 && conv.client.fins === 1) setEnding(conv, state, 'client-fin', seg);
+          else if ((notes & Note.Fin) !== 0) setEnding(conv, state, 'client-fin', seg);
           return;
         }
         // From the server.
-        if (state.pending && state.ending === 'open') {
+        if (state.pending) {
           if ((notes & Note.ZeroWindow) !== 0) state.zeroWindow = true;
           if ((notes & Note.AckProgress) !== 0) {
             const ends = state.ends;
-            let covered = false;
             while (state.endsHead < ends.length && seqDiff(seg.ack, ends[state.endsHead]) >= 0) {
               state.endsHead++;
               state.ackedSegments++;
-              covered = true;
             }
             if (state.endsHead > 1024 && state.endsHead * 2 > ends.length) {
               ends.splice(0, state.endsHead);
               state.endsHead = 0;
             }
             const acked = seqDiff(seg.ack, state.pendingStartSeq);
-            if (acked > state.ackedBytes) state.ackedBytes = Math.min(acked, state.pendingBytes);
-            if (covered || acked > 0) {
+            if (acked > state.ackedBytes) {
+              state.ackedBytes = Math.min(acked, state.pendingBytes);
               state.lastAckTime = seg.time;
               state.lastAckFrame = seg.frame;
             }
-            if (!isData) check(conv, state, false);
           }
         }
-        if (isData && state.ending === 'open') {
+        if (isData) {
           if (state.pending) {
-            if (state.reported) {
-              state.ending = 'answered';
-              state.endTime = seg.time;
-              state.endFrame = seg.frame;
-              emit(conv, state);
-              state.ending = 'open';
-              state.endTime = -1;
-            }
+            // The answer: one more exchange, and its response time.
+            const responseTime = seg.time - state.pendingLastTime;
             state.exchanges++;
-            const responseTimes = state.responseTimes;
-            if (responseTimes.length >= MAX_RESPONSE_TIMES) responseTimes.shift();
-            responseTimes.push(seg.time - state.pendingLastTime);
-            endPending(state);
+            if (state.responseTimes.length >= MAX_RESPONSE_TIMES) state.responseTimes.shift();
+            state.responseTimes.push(responseTime);
+            if (responseTime > state.maxResponse) state.maxResponse = responseTime;
+            resetPending(state);
           }
-          return;
+          state.lastResponseTime = seg.time;
+          state.lastResponseFrame = seg.frame;
         }
         if ((notes & Note.Reset) !== 0) setEnding(conv, state, 'server-rst', seg);
-        else if ((notes & Note.Fin) !== 0 && conv.server.fins === 1) setEnding(conv, state, 'server-fin', seg);
+        else if ((notes & Note.Fin) !== 0) setEnding(conv, state, 'server-fin', seg);
       },
       onFinalize(conv: Conversation) {
         const state = conv.scratch[slot] as State | undefined;
-        if (state === undefined || state.ending !== 'open') return;
-        check(conv, state, true);
+        if (state === undefined || state.finalized) return;
+        state.finalized = true;
+        if (qualifies(state)) emit(conv, state);
       },
     };
   },
 };
+
+/** humanSeconds, with sub-millisecond response times still readable. */
+function duration(seconds: number): string {
+  return seconds > 0 && seconds < 0.001 ? `${(seconds * 1000).toFixed(2)} ms` : humanSeconds(seconds);
+}
+
+function resetPending(state: State): void {
+  state.pending = false;
+  state.pendingSegments = 0;
+  state.pendingBytes = 0;
+  state.ends.length = 0;
+  state.endsHead = 0;
+  state.ackedSegments = 0;
+  state.ackedBytes = 0;
+  state.lastAckTime = -1;
+  state.zeroWindow = false;
+}

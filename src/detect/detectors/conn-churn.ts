@@ -16,33 +16,39 @@ type Thresholds = {
 
 /** Servers followed at once; past it new servers are not followed (bounded memory). */
 const MAX_SERVERS = 100_000;
-/** Distinct client addresses counted per server. */
+/** Distinct client addresses counted per server, and servers counted per client (fan-out). */
 const MAX_CLIENTS = 10_000;
-/** Requests-per-connection histogram buckets; the last one holds everything above. */
-const REQUEST_BUCKETS = 64;
+const MAX_FANOUT = 10_000;
+/** Per-connection records kept over all servers (phases and rates); past it only totals are counted. */
+const MAX_RECORDS = 2_000_000;
 /** Linux net.ipv4.ip_local_port_range default 32768-60999. */
 const LINUX_EPHEMERAL_PORTS = 60999 - 32768 + 1;
 
-/** Per server: connections opened to it, how many requests each carried, and when they opened. */
+/** One finished connection, as far as churn is concerned. */
+interface ConnRecord {
+  id: number;
+  synTime: number;
+  synFrame: number;
+  requests: number;
+  fins: number;
+  dataSegments: number;
+  shortLived: boolean;
+  /** SYN to handshake ACK, -1 when unknown. */
+  rtt: number;
+}
+
+/** Per server: the connections opened to it in the capture. */
 class ServerState {
   connections = 0;
-  readonly requestHistogram = new Uint32Array(REQUEST_BUCKETS + 1);
   totalRequests = 0;
-  shortLived = 0;
-  fins = 0;
-  dataSegments = 0;
-  readonly handshakeRtts: number[] = [];
-  /** Per capture second (floor of time): connections opened and requests started. */
-  readonly opens = new Map<number, number>();
-  readonly requests = new Map<number, number>();
+  readonly records: ConnRecord[] = [];
+  /** Records were not all kept (memory cap): phases and rates use the kept ones. */
+  sampled = false;
   readonly clients = new Map<string, number>();
-  firstOpen = Infinity;
-  lastOpen = -Infinity;
-  readonly sampleConversations: number[] = [];
   constructor(readonly server: EndpointRef, readonly key: string) {}
 }
 
-/** Per conversation: requests (client payload bursts that start a turn) and where they are counted. */
+/** Per conversation: requests (client payload bursts that start a turn). */
 class State {
   requests = 0;
   /** The last payload was the client's: a request in progress. */
@@ -50,32 +56,103 @@ class State {
   entry: ServerState | null = null;
 }
 
-interface PhaseStats {
+/** Numbers of one group of connections (all of them, or one phase). */
+interface GroupStats {
+  connections: number;
+  requests: number;
+  requestsPerConnectionMedian: number;
+  oneRequestShare: number;
   from: number;
   to: number;
-  opens: number;
-  requests: number;
-  requestsPerConnection: number;
+  firstSynFrame: number;
+  opensPerSecond: number;
+  peakOpensPerSecond: number;
+  peakWindowStart: number;
+  medianOpensPerSecond: number;
+  shortLivedShare: number;
+  finsPerDataSegment: number;
+  handshakeRtt: number;
 }
 
-function bump<K>(map: Map<K, number>, key: K, by = 1): void {
-  map.set(key, (map.get(key) ?? 0) + by);
-}
-
-/** Median of a histogram whose bucket i holds the count of value i. */
-function histogramMedian(hist: Uint32Array, total: number): number {
-  if (total === 0) return NaN;
-  const lowIndex = Math.floor((total - 1) / 2);
-  const highIndex = Math.floor(total / 2);
-  let seen = 0;
-  let low = NaN;
-  for (let i = 0; i < hist.length; i++) {
-    const next = seen + hist[i];
-    if (Number.isNaN(low) && lowIndex < next) low = i;
-    if (highIndex < next) return (low + i) / 2;
-    seen = next;
+function groupStats(records: readonly ConnRecord[]): GroupStats {
+  const times = records.map((r) => r.synTime);
+  const from = times[0];
+  const to = times[times.length - 1];
+  // Peak: most SYNs in any one-second window (two pointers over the sorted times).
+  let peak = 0;
+  let peakStart = from;
+  for (let lo = 0, hi = 0; hi < times.length; hi++) {
+    while (times[hi] - times[lo] >= 1) lo++;
+    if (hi - lo + 1 > peak) {
+      peak = hi - lo + 1;
+      peakStart = times[lo];
+    }
   }
-  return low;
+  const buckets: number[] = new Array(Math.floor(to - from) + 1).fill(0);
+  for (const t of times) buckets[Math.floor(t - from)]++;
+  let requests = 0;
+  let single = 0;
+  let short = 0;
+  let fins = 0;
+  let data = 0;
+  const rtts: number[] = [];
+  for (const r of records) {
+    requests += r.requests;
+    if (r.requests === 1) single++;
+    if (r.shortLived) short++;
+    fins += r.fins;
+    data += r.dataSegments;
+    if (r.rtt >= 0) rtts.push(r.rtt);
+  }
+  const n = records.length;
+  return {
+    connections: n,
+    requests,
+    requestsPerConnectionMedian: median(records.map((r) => r.requests)),
+    oneRequestShare: single / n,
+    from,
+    to,
+    firstSynFrame: records[0].synFrame,
+    opensPerSecond: to > from ? (n - 1) / (to - from) : n,
+    peakOpensPerSecond: peak,
+    peakWindowStart: peakStart,
+    medianOpensPerSecond: median(buckets),
+    shortLivedShare: short / n,
+    finsPerDataSegment: data > 0 ? fins / data : NaN,
+    handshakeRtt: median(rtts),
+  };
+}
+
+/**
+ * Splits the connections (sorted by SYN time) where requests per connection change most: a reuse
+ * phase and a churn phase, when they differ by `ratio` or more and each carries a tenth of the
+ * requests. Returns the index of the first connection of the second phase, or -1.
+ */
+function phaseSplit(records: readonly ConnRecord[], ratio: number): number {
+  const total = records.reduce((sum, r) => sum + r.requests, 0);
+  let before = 0;
+  let best = -1;
+  let bestScore = Math.log(ratio);
+  for (let i = 1; i < records.length; i++) {
+    before += records[i - 1].requests;
+    const after = total - before;
+    if (before < total / 10 || after < total / 10) continue;
+    const score = Math.abs(Math.log((before / i) / (after / (records.length - i))));
+    if (score >= bestScore) {
+      bestScore = score;
+      best = i;
+    }
+  }
+  return best;
+}
+
+/** humanSeconds, with sub-millisecond handshakes still readable. */
+function duration(seconds: number): string {
+  return seconds > 0 && seconds < 0.001 ? `${(seconds * 1000).toFixed(2)} ms` : humanSeconds(seconds);
+}
+
+function isoTime(epoch: number): string {
+  return new Date(Math.round(epoch * 1000)).toISOString();
 }
 
 export const connChurn: DetectorSpec<Thresholds> = {
@@ -100,22 +177,26 @@ export const connChurn: DetectorSpec<Thresholds> = {
     'compared and the churn phase alone is judged.',
   ].join(' '),
   evidence: {
-    connections: 'connections to this server opened in the capture that carried at least one request',
-    requestsPerConnectionMedian: 'median requests per connection (a request: client payload at the start or after server payload)',
+    connections: 'connections judged (the churn phase when there are phases, else all): opened in the capture (SYN seen), with at least one request',
+    requests: 'requests on those connections (a request: client payload at the start or after server payload)',
+    requestsPerConnectionMedian: 'median requests per connection',
     oneRequestShare: 'share of connections that carried exactly one request',
-    requests: 'requests on those connections',
-    peakOpensPerSecond: 'most connections opened in one second',
-    medianOpensPerSecond: 'median connections opened per second over the seconds from the first open to the last',
-    peakSecond: 'start of the peak second (seconds since the epoch)',
-    shortLivedShare: `share of connections closed within shortLivedSeconds of their SYN`,
+    opensPerSecond: 'connections opened per second, first SYN to last',
+    peakOpensPerSecond: 'most connections opened within one second (sliding window)',
+    peakWindowStart: 'when that second began (seconds since the epoch)',
+    medianOpensPerSecond: 'median connections opened per second, over the seconds from the first SYN to the last',
+    shortLivedShare: 'share of connections closed within shortLivedSeconds of their SYN',
     finsPerDataSegment: 'FIN segments divided by payload segments on these connections: close to 1 when every request gets its own connection',
     handshakeRttMedianMs: 'median SYN to handshake ACK: the latency every request pays again',
+    totalConnections: 'all connections to this server opened in the capture with at least one request',
+    totalRequests: 'requests on all of them',
+    totalRequestsPerConnectionMedian: 'median requests per connection over all of them',
     clients: 'distinct client addresses',
-    topClients: 'clients with the most connections to this server',
+    topClients: 'clients with the most connections to this server, with the number of distinct servers (ip:port) each opened connections to (fan-out)',
     timeWaitAtPeak: `sockets left in TIME_WAIT (${LINUX_TIME_WAIT_SECONDS} s each) at the peak open rate`,
-    ephemeralPortShareAtPeak: 'that number as a share of the default Linux ephemeral port range (28232), for a single client address',
-    phases: 'when the capture has both: the reuse phase and the churn phase, with requests per new connection',
-    sampleConversations: 'a few of the connections',
+    ephemeralPortShareAtPeak: 'that number as a share of the default Linux ephemeral port range (28232) of one client address',
+    phases: 'when the capture has both, the reuse phase and the churn phase: first and last SYN, first SYN frame, connections, requests, requests per connection, opens per second',
+    sampled: 'true when not every connection could be kept for the per-connection figures (memory cap)',
   },
   thresholds: {
     minConnections: { default: 50, unit: 'connections', description: 'connections to one server before anything is said' },
@@ -131,6 +212,9 @@ export const connChurn: DetectorSpec<Thresholds> = {
   ],
   create({ thresholds, slot, report }) {
     const servers = new Map<string, ServerState>();
+    /** Distinct servers (ip:port) each client address opened connections to. */
+    const fanOut = new Map<string, Set<string>>();
+    let recordsKept = 0;
 
     const entryFor = (conv: Conversation): ServerState | null => {
       const { server } = endpointsOf(conv);
@@ -155,111 +239,82 @@ export const connChurn: DetectorSpec<Thresholds> = {
       return state.entry === null ? null : state;
     };
 
-    /** Splits the server's seconds where requests per new connection change most, if they do. */
-    const phasesOf = (entry: ServerState): [PhaseStats, PhaseStats] | null => {
-      const seconds = [...new Set([...entry.opens.keys(), ...entry.requests.keys()])].sort((a, b) => a - b);
-      if (seconds.length < 2) return null;
-      const totalOpens = [...entry.opens.values()].reduce((a, b) => a + b, 0);
-      const totalRequests = [...entry.requests.values()].reduce((a, b) => a + b, 0);
-      let opensBefore = 0;
-      let requestsBefore = 0;
-      let best: { index: number; score: number } | null = null;
-      for (let i = 0; i < seconds.length - 1; i++) {
-        opensBefore += entry.opens.get(seconds[i]) ?? 0;
-        requestsBefore += entry.requests.get(seconds[i]) ?? 0;
-        const opensAfter = totalOpens - opensBefore;
-        const requestsAfter = totalRequests - requestsBefore;
-        // Each phase needs real traffic: a tenth of the requests and a connection.
-        if (opensBefore === 0 || opensAfter === 0) continue;
-        if (requestsBefore < totalRequests / 10 || requestsAfter < totalRequests / 10) continue;
-        const score = Math.abs(Math.log((requestsBefore / opensBefore) / (requestsAfter / opensAfter)));
-        if (best === null || score > best.score) best = { index: i, score };
-      }
-      if (best === null || best.score < Math.log(thresholds.phaseRatio)) return null;
-      const phase = (from: number, to: number): PhaseStats => {
-        let opens = 0;
-        let requests = 0;
-        for (let i = from; i <= to; i++) {
-          opens += entry.opens.get(seconds[i]) ?? 0;
-          requests += entry.requests.get(seconds[i]) ?? 0;
-        }
-        return { from: seconds[from], to: seconds[to] + 1, opens, requests, requestsPerConnection: round(requests / opens) };
-      };
-      return [phase(0, best.index), phase(best.index + 1, seconds.length - 1)];
-    };
+    const phaseJson = (g: GroupStats) => ({
+      from: round(g.from),
+      to: round(g.to),
+      firstSynFrame: g.firstSynFrame,
+      connections: g.connections,
+      requests: g.requests,
+      requestsPerConnection: round(g.requests / g.connections),
+      opensPerSecond: round(g.opensPerSecond),
+    });
 
     const judge = (entry: ServerState): void => {
-      const n = entry.connections;
-      if (n < thresholds.minConnections) return;
-      const phases = phasesOf(entry);
-      const churnPhase = phases === null ? null : phases[0].requestsPerConnection > phases[1].requestsPerConnection ? phases[1] : phases[0];
-      const reusePhase = phases === null ? null : churnPhase === phases[0] ? phases[1] : phases[0];
-      const single = entry.requestHistogram[1];
-      const oneShare = single / n;
-      const medianRequests = histogramMedian(entry.requestHistogram, n);
-      let churnOpens = n;
-      let churnShare = oneShare;
-      if (churnPhase !== null) {
-        // The churn phase alone: requests per new connection stands in for the per-connection count.
-        churnOpens = churnPhase.opens;
-        churnShare = Math.min(1, 1 / Math.max(churnPhase.requestsPerConnection, 1e-9));
+      if (entry.connections < thresholds.minConnections || entry.records.length === 0) return;
+      const records = [...entry.records].sort((a, b) => a.synTime - b.synTime || a.id - b.id);
+      const split = entry.sampled ? -1 : phaseSplit(records, thresholds.phaseRatio);
+      let reuse: GroupStats | null = null;
+      let churnRecords = records;
+      if (split > 0) {
+        const first = records.slice(0, split);
+        const second = records.slice(split);
+        const rpc = (g: ConnRecord[]) => g.reduce((sum, r) => sum + r.requests, 0) / g.length;
+        const churnFirst = rpc(first) < rpc(second);
+        churnRecords = churnFirst ? first : second;
+        reuse = groupStats(churnFirst ? second : first);
       }
-      if (churnOpens < thresholds.minConnections || churnShare < thresholds.oneRequestShare) return;
+      const churn = groupStats(churnRecords);
+      if (churn.connections < thresholds.minConnections || churn.oneRequestShare < thresholds.oneRequestShare) return;
+      const all = reuse === null ? churn : groupStats(records);
 
-      const seconds = [...entry.opens.keys()].sort((a, b) => a - b);
-      const perSecond: number[] = [];
-      for (let s = seconds[0]; s <= seconds[seconds.length - 1]; s++) perSecond.push(entry.opens.get(s) ?? 0);
-      let peak = 0;
-      let peakSecond = seconds[0];
-      for (const s of seconds) {
-        const count = entry.opens.get(s) ?? 0;
-        if (count > peak) {
-          peak = count;
-          peakSecond = s;
-        }
+      const clients = [...entry.clients.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+      const topClients = clients.slice(0, 5).map(([ip, connections]) => ({ ip, connections, servers: fanOut.get(ip)?.size ?? 1 }));
+      const timeWait = churn.peakOpensPerSecond * LINUX_TIME_WAIT_SECONDS;
+      const severity = churn.peakOpensPerSecond >= thresholds.minOpensPerSecond ? 'warning' : 'info';
+      const pct = (x: number) => `${Math.round(x * 100)}%`;
+      const parts: string[] = [];
+      if (reuse !== null) {
+        const stopped = churn.from > reuse.from;
+        parts.push(`Connections to ${entry.key} ${stopped ? 'stopped' : 'started'} being reused at ${isoTime(stopped ? churn.from : reuse.from)}:`,
+          `${reuse.connections} connection${reuse.connections === 1 ? '' : 's'} carried ${reuse.requests} requests (${round(reuse.requests / reuse.connections)} each) ${stopped ? 'before' : 'after'},`,
+          `against ${churn.connections} connections for ${churn.requests} requests (${round(churn.requests / churn.connections)} each, ${pct(churn.oneRequestShare)} with exactly one) ${stopped ? `from frame ${churn.firstSynFrame} on` : 'before'}.`);
+      } else {
+        parts.push(`${churn.connections} connections to ${entry.key} carried ${churn.requests} requests: ${round(churn.requestsPerConnectionMedian)} per connection (median), ${pct(churn.oneRequestShare)} with exactly one.`);
       }
-      const medianOpens = median(perSecond);
-      const shortShare = entry.shortLived / n;
-      const finsPerData = entry.dataSegments > 0 ? entry.fins / entry.dataSegments : NaN;
-      const rtt = median(entry.handshakeRtts);
-      const topClients = [...entry.clients.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, 5);
-      const timeWait = peak * LINUX_TIME_WAIT_SECONDS;
-      const severity = peak >= thresholds.minOpensPerSecond ? 'warning' : 'info';
-      const parts = [
-        `${n} connections to ${entry.key} carried ${entry.totalRequests} requests: ${round(medianRequests)} per connection (median), ${Math.round(oneShare * 100)}% with exactly one.`,
-        `Opens peaked at ${peak} per second (median ${round(medianOpens)}/s over ${perSecond.length} s); ${Math.round(shortShare * 100)}% closed within ${humanSeconds(thresholds.shortLivedSeconds)} of their SYN${Number.isFinite(finsPerData) ? `, and there were ${round(finsPerData)} FINs per payload segment` : ''}.`,
-      ];
-      if (phases !== null && churnPhase !== null && reusePhase !== null) {
-        parts.push(`The capture shows both behaviours: ${reusePhase.requestsPerConnection} requests per new connection from ${new Date(reusePhase.from * 1000).toISOString()} (${reusePhase.opens} connections, ${reusePhase.requests} requests) against ${churnPhase.requestsPerConnection} from ${new Date(churnPhase.from * 1000).toISOString()} (${churnPhase.opens} connections, ${churnPhase.requests} requests): the client ${churnPhase.from > reusePhase.from ? 'stopped' : 'started'} reusing connections.`);
-      }
-      if (Number.isFinite(rtt)) parts.push(`Each request paid a new handshake of ${humanSeconds(rtt)} before it could be sent.`);
-      parts.push(`At the peak rate, ${timeWait} sockets sit in TIME_WAIT (${LINUX_TIME_WAIT_SECONDS} s each), ${Math.round((timeWait / LINUX_EPHEMERAL_PORTS) * 100)}% of one client address's default ephemeral port range.`);
+      parts.push(`New connections opened at ${churn.opensPerSecond.toFixed(1)}/s on average and up to ${churn.peakOpensPerSecond} within one second (median ${round(churn.medianOpensPerSecond)} per calendar second);`,
+        `${pct(churn.shortLivedShare)} closed within ${humanSeconds(thresholds.shortLivedSeconds)} of their SYN${Number.isFinite(churn.finsPerDataSegment) ? `, with ${churn.finsPerDataSegment.toFixed(2)} FINs per payload segment (near 1 when every request has its own connection)` : ''}.`);
+      if (Number.isFinite(churn.handshakeRtt)) parts.push(`Each request paid a new handshake (${duration(churn.handshakeRtt)} here, a full round trip on a real network, plus TLS if any) before it could be sent.`);
+      parts.push(`At the peak rate ${timeWait} sockets sit in TIME_WAIT (${LINUX_TIME_WAIT_SECONDS} s each) on the side that closes first: ${pct(timeWait / LINUX_EPHEMERAL_PORTS)} of one client address's default ephemeral port range towards this server.`);
       report({
         key: entry.key,
         severity,
-        title: `${n} connections for ${entry.totalRequests} requests (${round(medianRequests)} per connection, peak ${peak} opens/s): ${entry.key}`,
-        conversations: [...entry.sampleConversations],
-        client: topClients.length === 1 ? { ip: topClients[0][0], port: 0 } : null,
+        title: `${churn.connections} connections for ${churn.requests} requests (${round(churn.requests / churn.connections)} per connection, up to ${churn.peakOpensPerSecond} opens/s)${reuse !== null ? ` after ${reuse.connections} reused connection${reuse.connections === 1 ? '' : 's'}` : ''}: ${entry.key}`,
+        conversations: churnRecords.slice(0, 10).map((r) => r.id),
+        client: clients.length === 1 ? { ip: clients[0][0], port: 0 } : null,
         server: entry.server,
-        start: entry.firstOpen,
-        end: entry.lastOpen,
+        start: churn.from,
+        end: churn.to,
         evidence: {
-          connections: n,
-          requests: entry.totalRequests,
-          requestsPerConnectionMedian: round(medianRequests),
-          oneRequestShare: round(oneShare),
-          peakOpensPerSecond: peak,
-          peakSecond,
-          medianOpensPerSecond: round(medianOpens),
-          shortLivedShare: round(shortShare),
-          finsPerDataSegment: Number.isFinite(finsPerData) ? round(finsPerData) : null,
-          handshakeRttMedianMs: Number.isFinite(rtt) ? round(rtt * 1000) : null,
+          connections: churn.connections,
+          requests: churn.requests,
+          requestsPerConnectionMedian: round(churn.requestsPerConnectionMedian),
+          oneRequestShare: round(churn.oneRequestShare),
+          opensPerSecond: round(churn.opensPerSecond),
+          peakOpensPerSecond: churn.peakOpensPerSecond,
+          peakWindowStart: round(churn.peakWindowStart),
+          medianOpensPerSecond: round(churn.medianOpensPerSecond),
+          shortLivedShare: round(churn.shortLivedShare),
+          finsPerDataSegment: Number.isFinite(churn.finsPerDataSegment) ? round(churn.finsPerDataSegment) : null,
+          handshakeRttMedianMs: Number.isFinite(churn.handshakeRtt) ? round(churn.handshakeRtt * 1000) : null,
+          totalConnections: entry.connections,
+          totalRequests: entry.totalRequests,
+          totalRequestsPerConnectionMedian: round(all.requestsPerConnectionMedian),
           clients: entry.clients.size,
-          topClients: topClients.map(([ip, connections]) => ({ ip, connections })),
+          topClients,
           timeWaitAtPeak: timeWait,
           ephemeralPortShareAtPeak: round(timeWait / LINUX_EPHEMERAL_PORTS),
-          phases: phases === null ? null : { reuse: reusePhase, churn: churnPhase },
-          sampleConversations: [...entry.sampleConversations],
+          phases: reuse === null ? null : { reuse: phaseJson(reuse), churn: phaseJson(churn) },
+          sampled: entry.sampled,
         },
         explanation: parts.join(' '),
         advice: connChurn.advice,
@@ -276,7 +331,6 @@ export const connChurn: DetectorSpec<Thresholds> = {
           if (!state.clientTurn) {
             state.clientTurn = true;
             state.requests++;
-            bump((state.entry as ServerState).requests, Math.floor(seg.time));
           }
         } else {
           state.clientTurn = false;
@@ -288,19 +342,31 @@ export const connChurn: DetectorSpec<Thresholds> = {
         const entry = state.entry;
         entry.connections++;
         entry.totalRequests += state.requests;
-        entry.requestHistogram[Math.min(state.requests, REQUEST_BUCKETS)]++;
-        bump(entry.opens, Math.floor(conv.synTime));
-        entry.firstOpen = Math.min(entry.firstOpen, conv.synTime);
-        entry.lastOpen = Math.max(entry.lastOpen, conv.synTime);
-        if (conv.closeTime >= 0 && conv.closeTime - conv.synTime < thresholds.shortLivedSeconds) entry.shortLived++;
-        entry.fins += conv.client.fins + conv.server.fins;
-        entry.dataSegments += conv.client.payloadPackets + conv.server.payloadPackets;
-        if (conv.establishedTime >= 0 && conv.lastSynTime >= 0 && entry.handshakeRtts.length < 10_000) {
-          entry.handshakeRtts.push(conv.establishedTime - conv.lastSynTime);
+        if (recordsKept < MAX_RECORDS) {
+          recordsKept++;
+          entry.records.push({
+            id: conv.id,
+            synTime: conv.synTime,
+            synFrame: conv.synFrame,
+            requests: state.requests,
+            fins: conv.client.fins + conv.server.fins,
+            dataSegments: conv.client.payloadPackets + conv.server.payloadPackets,
+            shortLived: conv.closeTime >= 0 && conv.closeTime - conv.synTime < thresholds.shortLivedSeconds,
+            rtt: conv.establishedTime >= 0 && conv.lastSynTime >= 0 ? conv.establishedTime - conv.lastSynTime : -1,
+          });
+        } else {
+          entry.sampled = true;
         }
         const { client } = endpointsOf(conv);
-        if (entry.clients.has(client.ip) || entry.clients.size < MAX_CLIENTS) bump(entry.clients, client.ip);
-        if (entry.sampleConversations.length < 10) entry.sampleConversations.push(conv.id);
+        if (entry.clients.has(client.ip) || entry.clients.size < MAX_CLIENTS) {
+          entry.clients.set(client.ip, (entry.clients.get(client.ip) ?? 0) + 1);
+        }
+        let servers = fanOut.get(client.ip);
+        if (servers === undefined && fanOut.size < MAX_FANOUT) {
+          servers = new Set();
+          fanOut.set(client.ip, servers);
+        }
+        if (servers !== undefined && servers.size < MAX_FANOUT) servers.add(entry.key);
       },
       finish() {
         for (const entry of servers.values()) judge(entry);

@@ -34,6 +34,7 @@ function gapEvidence(result: GapResult): Record<string, unknown> {
     resetBy: result.resetBy,
     resolvedFrame: result.resolvedFrame > 0 ? result.resolvedFrame : null,
     resolvedTime: round(result.resolvedTime),
+    lastTime: round(result.lastTime),
   };
 }
 
@@ -98,13 +99,13 @@ export const idleTimeout: DetectorSpec<Thresholds> = {
       const failures = [...group.failed].sort((a, b) => a.gapSeconds - b.gapSeconds);
       const conversations = [...new Set([...failures.map((f) => f.conversation), ...group.conversations])];
       const matching = bracket.matches.map((d) => `${d.name} (${humanSeconds(d.seconds)})`);
-      const range = low === null ? `at most ${humanSeconds(high)}` : `between ${humanSeconds(low)} and ${humanSeconds(high)}`;
+      const range = low === null ? `of at most ${humanSeconds(high)}` : `between ${humanSeconds(low)} and ${humanSeconds(high)}`;
       const parts = [
         `Connections to ${group.serverIp}: ${failureText(shortest)}.`,
         group.failedCount > 1 ? `${group.failedCount} idle gaps in all ended this way (shortest ${humanSeconds(high)}).` : '',
         group.longestSurvived !== null && low !== null
-          ? `The longest idle gap that survived was ${humanSeconds(low)} (conversation ${group.longestSurvived.conversation}, frame ${group.longestSurvived.frame}${group.longestSurvived.probe ? ', a keep-alive probe' : ''}), so a device on the path drops idle connections after ${range}.`
-          : `No idle gap of ${humanSeconds(thresholds.minGapSeconds)} or more survived in this capture, so the bracket is open below: the idle timeout is ${range}.`,
+          ? `The longest idle gap that survived was ${humanSeconds(low)} (conversation ${group.longestSurvived.conversation}, frame ${group.longestSurvived.frame}${group.longestSurvived.probe ? ', a keep-alive probe' : ''}), so a device on the path has an idle timeout ${range}.`
+          : `No idle gap of ${humanSeconds(thresholds.minSurvivedGapSeconds)} or more survived in this capture, so the bracket is open below: a device on the path has an idle timeout ${range}.`,
         matching.length > 0 ? `Known defaults in that range: ${matching.join(', ')}.` : 'No known default lies in that range: look for a configured timeout.',
         bracket.contradicting > 0 ? `${bracket.contradicting} gaps at least ${humanSeconds(high)} long survived, so not every path (or not every failure) is explained by one idle timeout.` : '',
       ];
@@ -121,7 +122,7 @@ export const idleTimeout: DetectorSpec<Thresholds> = {
         client: shortest.client,
         server: shortest.server,
         start: shortest.time - shortest.gapSeconds,
-        end: Math.max(...failures.map((f) => f.resolvedTime)),
+        end: Math.max(...failures.map((f) => f.lastTime)),
         evidence: {
           serverIp: group.serverIp,
           server: hostPort(shortest.server),

@@ -18,8 +18,13 @@ const CONTINUE_GUARD_SECONDS = 0.001;
 /** RSTs examined per conversation and direction. */
 const MAX_RSTS = 8;
 
-/** The IPv4 ID sequence of one side's non-RST packets. */
-class IpIdTrack {
+/**
+ * One side of a conversation: the IPv4 ID sequence of its non-RST packets, and its RSTs (allocated
+ * only when it sends one: this state exists for every conversation, so it is kept small).
+ */
+class SideState {
+  rsts: RstRecord[] | null = null;
+  reported = false;
   last = -1;
   lastTime = -1;
   firstTime = -1;
@@ -89,14 +94,8 @@ class RstRecord {
   continuedWhat = '';
 }
 
-class SideState {
-  readonly ipIds = new IpIdTrack();
-  readonly rsts: RstRecord[] = [];
-  reported = false;
-}
-
 class State {
-  readonly sides = [new SideState(), new SideState()];
+  readonly sides: readonly [SideState, SideState] = [new SideState(), new SideState()];
 }
 
 interface Verdict {
@@ -182,7 +181,7 @@ export const injectedRst: DetectorSpec<Thresholds> = {
       return { ttl, ipId, continued, ack, count: Number(ttl) + Number(ipId) + Number(continued) + Number(ack) };
     };
 
-    const reasonText = (conv: Conversation, r: RstRecord, v: Verdict, who: string): string => {
+    const reasonText = (r: RstRecord, v: Verdict, who: string): string => {
       const parts: string[] = [];
       if (v.ttl) {
         const ranges: string[] = [];
@@ -199,7 +198,6 @@ export const injectedRst: DetectorSpec<Thresholds> = {
       if (v.continued) {
         parts.push(`the ${who} carried on ${humanSeconds(r.continuedTime - r.time)} later as if nothing had happened (${r.continuedWhat}, frame ${r.continuedFrame}${r.continued > 1 ? `, ${r.continued} packets in all` : ''})`);
       }
-      void conv;
       return parts.join('; ');
     };
 
@@ -207,8 +205,10 @@ export const injectedRst: DetectorSpec<Thresholds> = {
       const state = conv.scratch[slot] as State | undefined;
       if (state === undefined) return;
       const sideState = state.sides[side];
-      const verdicts = sideState.rsts.map((r) => judge(r, final));
-      const suspicious = sideState.rsts.filter((_, i) => verdicts[i].count > 0);
+      const rsts = sideState.rsts;
+      if (rsts === null) return;
+      const verdicts = rsts.map((r) => judge(r, final));
+      const suspicious = rsts.filter((_, i) => verdicts[i].count > 0);
       // Once reported, a finding is kept up to date even if later packets explain it away.
       if (suspicious.length === 0 && !sideState.reported) return;
       sideState.reported = true;
@@ -218,11 +218,11 @@ export const injectedRst: DetectorSpec<Thresholds> = {
       const severity: Severity = maxCount >= 2 ? 'critical' : maxCount === 1 ? 'warning' : 'info';
       const { client, server } = endpointsOf(conv);
       const senderRef = side === 0 ? client : server;
-      const shown = suspicious.length > 0 ? suspicious : sideState.rsts;
+      const shown = suspicious.length > 0 ? suspicious : rsts;
       const first = shown[0];
-      const firstVerdict = verdicts[sideState.rsts.indexOf(first)];
+      const firstVerdict = verdicts[rsts.indexOf(first)];
       const explanation = suspicious.length > 0
-        ? `The RST at frame ${first.frame} on ${tupleText(conv)} claims to come from the ${who} (${senderRef.ip}:${senderRef.port}), but ${reasonText(conv, first, firstVerdict, who)}.` +
+        ? `The RST at frame ${first.frame} on ${tupleText(conv)} claims to come from the ${who} (${senderRef.ip}:${senderRef.port}), but ${reasonText(first, firstVerdict, who)}.` +
           (suspicious.length > 1 ? ` ${suspicious.length - 1} more RST${suspicious.length > 2 ? 's' : ''} from the same claimed sender look the same.` : '') +
           ' A device between the capture point and that endpoint most likely forged it.'
         : `The RST at frame ${first.frame} looked forged at first, but the ${who}'s later packets explain it (same TTL and IP ID pattern): probably a route change, not an injected RST.`;
@@ -238,7 +238,7 @@ export const injectedRst: DetectorSpec<Thresholds> = {
         evidence: {
           claimedSender: { side: who, ip: senderRef.ip, port: senderRef.port },
           rsts: shown.map((r) => {
-            const v = verdicts[sideState.rsts.indexOf(r)];
+            const v = verdicts[rsts.indexOf(r)];
             const reasons: string[] = [];
             if (v.ttl) reasons.push('ttl');
             if (v.ipId) reasons.push('ip-id');
@@ -273,6 +273,7 @@ export const injectedRst: DetectorSpec<Thresholds> = {
 
     const onRst = (conv: Conversation, seg: Segment, state: State, side: 0 | 1): void => {
       const sideState = state.sides[side];
+      sideState.rsts ??= [];
       if (sideState.rsts.length >= MAX_RSTS) return;
       const sender = side === 0 ? conv.client : conv.server;
       const peerState = state.sides[side === 0 ? 1 : 0];
@@ -293,12 +294,12 @@ export const injectedRst: DetectorSpec<Thresholds> = {
       } else {
         r.packetsBefore = 0;
       }
-      const ids = sideState.ipIds;
+      const ids = sideState;
       r.ipIdLastBefore = ids.last;
       r.ipIdLastTimeBefore = ids.lastTime;
       r.ipIdSequentialBefore = ids.sequential(thresholds.minIpIdSteps, thresholds.sequentialShare);
       r.ipIdRateBefore = ids.rate();
-      r.peerIpIdLast = peerState.ipIds.last;
+      r.peerIpIdLast = peerState.last;
       r.seqFits = sender.seqKnown && seg.seq === sender.nextSeq;
       if (side === 1 && conv.synAckTime < 0 && !conv.midstream && conv.client.isnKnown && (seg.flags & TcpFlag.ACK) !== 0) {
         r.expectedAck = conv.client.nextSeq;
@@ -321,13 +322,15 @@ export const injectedRst: DetectorSpec<Thresholds> = {
           return;
         }
         const sideState = state.sides[side];
-        sideState.ipIds.add(seg.ipId, seg.time, thresholds.ipIdMaxStep);
+        sideState.add(seg.ipId, seg.time, thresholds.ipIdMaxStep);
         const syn = (seg.flags & TcpFlag.SYN) !== 0;
         const pureSyn = syn && (seg.flags & TcpFlag.ACK) === 0;
         // The peer starting again (a SYN) ends what the RST sender's later packets can prove.
         if (syn) {
-          for (const r of state.sides[side === 0 ? 1 : 0].rsts) r.watching = false;
+          const peerRsts = state.sides[side === 0 ? 1 : 0].rsts;
+          if (peerRsts !== null) for (const r of peerRsts) r.watching = false;
         }
+        if (sideState.rsts === null) return;
         let changed = false;
         for (const r of sideState.rsts) {
           r.packetsAfter++;
@@ -358,7 +361,8 @@ export const injectedRst: DetectorSpec<Thresholds> = {
       onFinalize(conv: Conversation) {
         const state = conv.scratch[slot] as State | undefined;
         if (state === undefined) return;
-        for (const side of [0, 1] as const) if (state.sides[side].rsts.length > 0) emit(conv, side, true);
+        if (state.sides[0].rsts !== null) emit(conv, 0, true);
+        if (state.sides[1].rsts !== null) emit(conv, 1, true);
       },
     };
   },

@@ -154,19 +154,28 @@ export const keepaliveRace: DetectorSpec<Thresholds> = {
       const matching = Number.isFinite(timeout) ? idleTimeoutsBetween(timeout * 0.9, timeout * 1.1) : [];
       const first = entry.races[0];
       const crossed = entry.races.filter((r) => r.requestAfterFinSeconds < 0).length;
+      const listed = entry.races.length;
+      const idles = entry.raceIdles;
+      const idleRange = `${secs(Math.min(...idles))} to ${secs(Math.max(...idles))}`;
+      const many = entry.raceCount !== 1;
       const parts = [
-        `${entry.raceCount} request${entry.raceCount === 1 ? '' : 's'} to ${entry.key} went out on a connection the server was closing:`,
-        `after ${humanSeconds(clientIdle)} idle (median) the client reused the connection, the server's FIN ${crossed > 0 ? `crossed ${crossed === entry.raceCount ? 'each' : `${crossed} of these`} request${crossed === 1 ? '' : 's'} on the wire` : 'had arrived just before'},`,
-        'no response came, and the server answered the request with an RST (the client sees ECONNRESET / "socket hang up").',
-        `In conversation ${first.conversation}: FIN at frame ${first.finFrame} after ${humanSeconds(first.serverIdleSeconds)} idle, request at frame ${first.requestFrame}, RST at frame ${first.rstFrame}.`,
+        `${entry.raceCount} request${many ? 's' : ''} to ${entry.key} went out on ${many ? 'connections' : 'a connection'} the server was closing:`,
+        `the client reused ${many ? 'pooled connections' : 'a pooled connection'} after ${many ? `${idleRange} idle (median ${secs(clientIdle)})` : `${secs(clientIdle)} idle`},`,
+        crossed === listed
+          ? `the server's FIN crossed ${many ? 'each request' : 'the request'} on the wire,`
+          : crossed === 0
+            ? `the server's FIN had arrived just before ${many ? 'each request' : 'the request'},`
+            : `the server's FIN crossed the request on the wire in ${crossed} of ${listed} cases and arrived just before it in the others,`,
+        `no response came, and the server answered with an RST (the client sees ECONNRESET or "socket hang up" on a request the server never processed).`,
+        `In conversation ${first.conversation}: request at frame ${first.requestFrame}, FIN at frame ${first.finFrame} after ${secs(first.serverIdleSeconds)} of server idle, RST at frame ${first.rstFrame}.`,
       ];
       if (Number.isFinite(timeout)) {
-        parts.push(`This server closed ${entry.gapCount} idle connection${entry.gapCount === 1 ? '' : 's'} after ${humanSeconds(timeout)} (median; shortest ${humanSeconds(minGap)}): its idle timeout is about ${humanSeconds(timeout)}${matching.length > 0 ? ` (matches ${matching.map((m) => m.name).join(', ')})` : ''}, and the client's pool keeps connections at least that long.`);
+        parts.push(`This server closed ${entry.gapCount} idle connection${entry.gapCount === 1 ? '' : 's'} after ${secs(timeout)} of idle (median; shortest ${secs(minGap)}): its keep-alive timeout is about ${secs(timeout)}${matching.length > 0 ? ` (matches ${matching.map((m) => m.name).join(', ')})` : ''}, and the client's pool keeps idle connections ${clientIdle >= timeout ? 'longer than that' : 'almost as long'}, so some reuses are bound to meet the close.`);
       }
       report({
         key: entry.key,
         severity: 'warning',
-        title: `${entry.raceCount} request${entry.raceCount === 1 ? '' : 's'} raced the server's idle close (${humanSeconds(clientIdle)} idle): ${entry.key}`,
+        title: `${entry.raceCount} request${entry.raceCount === 1 ? '' : 's'} raced the server's idle close (reused after ${secs(clientIdle)} idle${Number.isFinite(timeout) ? `, server closes after ${secs(timeout)}` : ''}): ${entry.key}`,
         conversations: [...entry.conversations],
         client: first.clientRef,
         server: entry.server,
@@ -255,7 +264,7 @@ export const keepaliveRace: DetectorSpec<Thresholds> = {
             rstTime: seg.time,
           };
           entry.raceCount++;
-          entry.raceIdles.push(idleBefore);
+          if (entry.raceIdles.length < MAX_GAPS) entry.raceIdles.push(idleBefore);
           if (entry.races.length < MAX_LISTED_RACES) {
             entry.races.push(race);
             entry.conversations.push(conv.id);
@@ -309,3 +318,8 @@ export const keepaliveRace: DetectorSpec<Thresholds> = {
     };
   },
 };
+
+/** Seconds with millisecond precision: the race is about a few milliseconds around a timeout. */
+function secs(seconds: number): string {
+  return seconds < 60 ? `${seconds.toFixed(3)} s` : humanSeconds(seconds);
+}

@@ -16,7 +16,11 @@ import { humanSeconds, median, round } from '../util.js';
 
 type Thresholds = {
   minProbes: number;
+  minIdleSeconds: number;
 };
+
+/** Probe-shaped copies closer than this to the previous probe are capture duplicates (TCP_KEEPINTVL ≥ 1 s). */
+const DUPLICATE_SECONDS = 0.5;
 
 /** Intervals and idle times kept per group for the medians. */
 const MAX_SAMPLES = 4096;
@@ -41,8 +45,10 @@ class Group {
   probes = 0;
   answered = 0;
   unanswered = 0;
+  /** Between consecutive probes of one side with no data in between. */
   readonly intervals: number[] = [];
-  readonly idleBefore: number[] = [];
+  /** From the last data (either direction) to the first probe after it. */
+  readonly afterData: number[] = [];
   firstFrame = 0;
   firstTime = -1;
   lastTime = -1;
@@ -82,8 +88,9 @@ export const keepalive: DetectorSpec<Thresholds> = {
     probes: 'keep-alive probes seen',
     answeredProbes: 'probes after which the peer sent something before the next probe or the end',
     unansweredProbes: 'probes followed by another probe (or the end) with nothing from the peer',
-    medianIntervalSeconds: 'median time between consecutive probes from the same side of a conversation (null: one probe each)',
-    medianIdleBeforeSeconds: 'median silence before a probe (close to TCP_KEEPIDLE when probes are answered)',
+    medianIntervalSeconds: 'median time between consecutive probes from the same side of a conversation with no data between (null: none)',
+    medianAfterDataSeconds: 'median time from the last data (either direction) to the first probe after it: TCP_KEEPIDLE',
+    periodSeconds: 'median of both: how long the connection stays silent between probes',
     firstProbeFrame: 'frame of the first probe',
     idleTimeoutBracket: 'idle-timeout bracket for this server address from this capture ({low, high}, null when no idle gap failed)',
     intervalVsIdleTimeout: 'shorter (below the longest gap that survived), longer (above the shortest gap that failed), inside (within the bracket), unknown (no bracket)',
@@ -91,6 +98,7 @@ export const keepalive: DetectorSpec<Thresholds> = {
   },
   thresholds: {
     minProbes: { default: 1, unit: 'probes', description: 'keep-alive probes from one side towards one server before it is reported' },
+    minIdleSeconds: { default: 1, unit: 's', description: 'time since the last data before a keep-alive-shaped segment counts as a probe (Linux TCP_KEEPIDLE is at least 1 s; sooner it is a duplicate of an old ACK)' },
   },
   advice: [
     'Keep the keep-alive period (TCP_KEEPIDLE, or net.ipv4.tcp_keepalive_time) below the shortest idle timeout on the path; L7 balancers need application-level pings instead.',
@@ -133,8 +141,8 @@ export const keepalive: DetectorSpec<Thresholds> = {
     const emit = (group: Group, final: boolean): void => {
       if (group.probes < thresholds.minProbes) return;
       const interval = group.intervals.length > 0 ? median(group.intervals) : NaN;
-      const idle = median(group.idleBefore);
-      const period = Number.isFinite(interval) ? interval : idle;
+      const afterData = median(group.afterData);
+      const period = median([...group.intervals, ...group.afterData]);
       const gapGroup = final ? gapBook.groups.get(group.server.ip) : undefined;
       const bracket = gapGroup !== undefined && gapGroup.failedCount > 0 ? bracketOf(gapGroup) : null;
       let versus: 'shorter' | 'longer' | 'inside' | 'unknown' = 'unknown';
@@ -148,8 +156,8 @@ export const keepalive: DetectorSpec<Thresholds> = {
       const parts = [
         `The ${group.sender} sent ${group.probes} TCP keep-alive probe${group.probes === 1 ? '' : 's'} on ${group.conversationCount} conversation${group.conversationCount === 1 ? '' : 's'} with ${hostPort(group.server)}`,
         Number.isFinite(interval)
-          ? `, one every ${humanSeconds(interval)} (median; ${humanSeconds(idle)} of silence before each): that is its TCP_KEEPIDLE, or TCP_KEEPINTVL when unanswered.`
-          : `, after ${humanSeconds(idle)} of silence (median): about its TCP_KEEPIDLE.`,
+          ? `, one every ${humanSeconds(interval)} (median)${Number.isFinite(afterData) ? `, the first ${humanSeconds(afterData)} after the last data` : ''}: TCP_KEEPIDLE, or TCP_KEEPINTVL while unanswered.`
+          : `, ${humanSeconds(afterData)} after the last data (median): its TCP_KEEPIDLE.`,
         settled > 0 ? ` ${group.answered} of ${settled} were answered by the peer.` : '',
       ];
       if (bracket !== null && bracket.high !== null) {
@@ -182,7 +190,8 @@ export const keepalive: DetectorSpec<Thresholds> = {
           medianIntervalSeconds: Number.isFinite(interval) ? round(interval) : null,
           minIntervalSeconds: group.intervals.length > 0 ? round(Math.min(...group.intervals)) : null,
           maxIntervalSeconds: group.intervals.length > 0 ? round(Math.max(...group.intervals)) : null,
-          medianIdleBeforeSeconds: round(idle),
+          medianAfterDataSeconds: Number.isFinite(afterData) ? round(afterData) : null,
+          periodSeconds: round(period),
           firstProbeFrame: group.firstFrame,
           firstProbeTime: round(group.firstTime),
           idleTimeoutBracket: bracket === null ? null : { low: bracket.low === null ? null : round(bracket.low), high: bracket.high === null ? null : round(bracket.high) },
@@ -206,19 +215,29 @@ export const keepalive: DetectorSpec<Thresholds> = {
         gapBook.onSegment(state.gaps, conv, seg);
         if (!isProbe) return;
         const side = state.sides[seg.fromClient ? 0 : 1];
+        // Silence of the application: since the last data either side sent (or the handshake).
+        let lastData = Math.max(conv.client.advancedTime, conv.server.advancedTime);
+        if (lastData < 0) lastData = conv.establishedTime >= 0 ? conv.establishedTime : conv.start;
+        // Keep-alive shaped but too soon after data, or right after the previous probe: a copy of an
+        // old ACK from a duplicating capture (mirror port, several interfaces), not a probe.
+        if (seg.time - lastData < thresholds.minIdleSeconds) return;
+        if (side.lastTime >= 0 && seg.time - side.lastTime < DUPLICATE_SECONDS) return;
         const group = groupOf(conv, seg.fromClient);
         if (side.probes === 0) {
           group.conversationCount++;
           if (group.conversations.length < 64) group.conversations.push(conv.id);
         } else {
           settle(conv, side, seg.fromClient, group);
-          if (group.intervals.length < MAX_SAMPLES) group.intervals.push(seg.time - side.lastTime);
+        }
+        if (side.lastTime < 0 || lastData > side.lastTime) {
+          if (group.afterData.length < MAX_SAMPLES) group.afterData.push(seg.time - lastData);
+        } else if (group.intervals.length < MAX_SAMPLES) {
+          group.intervals.push(seg.time - side.lastTime);
         }
         side.probes++;
         side.lastTime = seg.time;
         side.peerQuietAtLast = nonResetPackets(seg.fromClient ? conv.server : conv.client);
         group.probes++;
-        if (group.idleBefore.length < MAX_SAMPLES) group.idleBefore.push(seg.idleBefore);
         if (group.firstTime < 0) {
           group.firstTime = seg.time;
           group.firstFrame = seg.frame;

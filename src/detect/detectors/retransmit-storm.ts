@@ -20,12 +20,38 @@ class Storm {
   seq = 0;
   originalTime = -1;
   originalFrame = 0;
+  /**
+   * The "original" is the sender's first packet of a conversation the capture joined mid-stream:
+   * it may itself be a retransmission, so it cannot anchor the backoff.
+   */
+  originalUncertain = false;
   idleBefore = 0;
   readonly times: number[] = [];
   readonly frames: number[] = [];
   count = 0;
+  /** Time of the latest retransmission (times[] stops growing at MAX_TIMES). */
+  lastTime = -1;
+  /** Reported at least once: it stays a finding (updated) whatever comes next. */
+  shown = false;
   recoveredTime = -1;
   fin = false;
+  /** A new connection between the same client and server after the last retransmission so far. */
+  reconnectConversation = 0;
+  reconnectFrame = 0;
+  reconnectTime = -1;
+}
+
+/** A storm long enough to report, with what re-reporting it needs. */
+interface Reported {
+  conv: Conversation;
+  storm: Storm;
+  direction: 0 | 1;
+  key: string;
+}
+
+/** Client address and server address:port: a reconnect keeps them and changes the client port. */
+function pairKey(conv: Conversation): string {
+  return `${conv.client.addr.join('.')}>${conv.server.addr.join('.')}:${conv.server.port}`;
 }
 
 /** Per conversation: the storm in progress per direction and the last new data sent per direction. */
@@ -35,6 +61,7 @@ class State {
   readonly lastNewTime = [-1, -1];
   readonly lastNewFrame = [0, 0];
   readonly lastNewIdle = [0, 0];
+  readonly lastNewUncertain = [false, false];
   /**
    * Storms already reported and over, per direction, so a later storm in the same direction gets
    * its own key. Per direction: a shared count let one direction's finished storm move the key of
@@ -57,8 +84,8 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
     'idle period, the usual cause is a NAT, firewall or load balancer that expired the idle connection',
     'and now drops (or answers nothing to) its packets. This detector follows each direction of each',
     'conversation: a run of retransmissions of the same sequence number with no ACK progress from the',
-    'peer, at least minRetransmits long, is a storm; the ratio between consecutive intervals shows the',
-    'backoff. On Linux the first re-send of a lost tail segment is often a tail-loss probe (~2 RTT), the RTO',
+    'peer, at least minRetransmits long, whose intervals grow by a median factor of at least minBackoff,',
+    'is a storm (copies a few ms apart from a duplicating capture, or steady re-sends, are not). On Linux the first re-send of a lost tail segment is often a tail-loss probe (~2 RTT), the RTO',
     'retransmission follows, and doubling starts from there. SYN retries are left to syn-unanswered.',
   ].join(' '),
   evidence: {
@@ -76,7 +103,8 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
     tailLossProbe: 'whether the first re-send was a tail-loss probe (its interval does not fit the RTO doubling)',
     projectedGiveUpSeconds: 'when Linux with tcp_retries2 = 15 would give up, from the original send',
     senderGaveUp: 'true when the next retransmission was due well before the capture ended and never came (the kernel gave up or the socket closed); null when not known',
-    gaveUpAfterSeconds: 'from the original send to when the next retransmission was due (about when the application saw the error)',
+    gaveUpAfterSeconds: 'from the original send to the reconnect, or else to when the next retransmission was due: about when the application saw the error',
+    reconnect: 'the next connection from the same client address to the same server after the last retransmission: conversation, frame, seconds after the first send and after the last retransmission',
     recovered: 'whether the peer finally acknowledged the data',
   },
   thresholds: {
@@ -103,7 +131,9 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
     /** Latest packet time of any finalised conversation: at finish(), the end of the capture. */
     let captureEnd = 0;
     /** Storms that never recovered, re-examined at finish() once the capture's end is known. */
-    const unrecovered: { conv: Conversation; storm: Storm; direction: 0 | 1; key: string }[] = [];
+    const unrecovered: Reported[] = [];
+    /** Storms long enough to report and not recovered, by client address and server: reconnect watch. */
+    const watched = new Map<string, Reported[]>();
 
     const keyOf = (conv: Conversation, direction: 0 | 1, state: State): string =>
       `${conv.id}/${direction === 0 ? 'client' : 'server'}/${state.reported[direction]}`;
@@ -128,23 +158,39 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
       // probe waited ~200 ms, much more on a fast path with several segments out). Skip it so the RTO
       // backoff is what is measured.
       const later = ratios.length >= 2 ? median(ratios.slice(1)) : NaN;
-      const tailLossProbe = storm.originalTime >= 0 && intervals.length > 2 && later >= thresholds.minBackoff &&
+      const anchored = storm.originalTime >= 0 && !storm.originalUncertain;
+      const tailLossProbe = anchored && intervals.length > 2 && later >= thresholds.minBackoff &&
         Math.abs(Math.log(ratios[0] / later)) > Math.log(1.5);
       const backoff = median(tailLossProbe ? ratios.slice(1) : ratios);
+      // A storm is re-sends with backoff. Copies of a segment a few ms apart (a capture on a mirror
+      // port or on several interfaces, duplicates) or re-sends at a steady pace are not: with two
+      // intervals or more, the backoff must be measurable and at least minBackoff.
+      if (!storm.shown) {
+        if (intervals.length >= 2 && !(backoff >= thresholds.minBackoff)) return;
+        storm.shown = true;
+        const pair = pairKey(conv);
+        const list = watched.get(pair);
+        const entry: Reported = { conv, storm, direction, key };
+        if (list === undefined) watched.set(pair, [entry]);
+        else list.push(entry);
+      }
       // Without the original send the first interval seen is already a backed-off RTO of unknown rank.
-      const initialRto = storm.originalTime < 0 ? NaN : tailLossProbe ? intervals[1] : intervals[0];
+      const initialRto = !anchored ? NaN : tailLossProbe ? intervals[1] : intervals[0];
       const recovered = storm.recoveredTime >= 0;
       const start = sendTimes[0];
-      const last = storm.times[storm.times.length - 1];
+      const last = storm.lastTime;
       const giveUp = Number.isFinite(initialRto) ? linuxGiveUpSeconds(initialRto) : NaN;
       // The next retransmission was due one doubled interval after the last; past 1.5 times that with
       // the conversation silent, the sender stopped: its kernel gave up (or the socket was closed).
       const lastInterval = intervals.length > 0 ? intervals[intervals.length - 1] : NaN;
       const nextDue = last + Math.min(2 * lastInterval, LINUX_RTO_MAX_SECONDS);
       const silentSince = conv.end <= last;
-      const gaveUp = recovered || end < 0 || !Number.isFinite(lastInterval) || !silentSince ? null
-        : end >= last + 1.5 * (nextDue - last) ? true : null;
-      const idleLong = storm.originalTime >= 0 && storm.idleBefore >= thresholds.longIdleSeconds;
+      // A new connection from the same client to the same server after the last retransmission, with
+      // this one silent since: the application got an error (or gave up) and reconnected.
+      const reconnected = storm.reconnectTime >= last && silentSince;
+      const gaveUp = recovered || !silentSince ? null
+        : reconnected || (end >= 0 && Number.isFinite(lastInterval) && end >= last + 1.5 * (nextDue - last)) ? true : null;
+      const idleLong = anchored && storm.idleBefore >= thresholds.longIdleSeconds;
       const who = direction === 0 ? 'client' : 'server';
       const what = storm.fin ? 'its FIN' : 'the same unacknowledged data';
       const parts = [
@@ -154,11 +200,13 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
           ? `until the peer finally acknowledged it after ${humanSeconds(storm.recoveredTime - start)}.`
           : `and ${peerHeardAfter ? 'the peer sent nothing that acknowledged it' : 'never heard from the peer again'}.`,
       ];
-      if (gaveUp === true) {
-        parts.push(`The sender then stopped: no retransmission came when the next one was due ${humanSeconds(nextDue - last)} later, though the capture went on for ${humanSeconds(end - last)}. Its kernel gave up about ${humanSeconds(nextDue - start)} after the first send, far sooner than the default tcp_retries2 = ${LINUX_TCP_RETRIES2} would (a lowered net.ipv4.tcp_retries2 or TCP_USER_TIMEOUT), or the application closed the socket: the application saw an error then.`);
+      if (reconnected) {
+        parts.push(`Then the retransmissions stopped and the client opened a new connection to the same server (conversation ${storm.reconnectConversation}, frame ${storm.reconnectFrame}) ${humanSeconds(storm.reconnectTime - last)} after the last one, ${humanSeconds(storm.reconnectTime - start)} after the first send: the application got an error and reconnected. Its kernel gave up much sooner than the default tcp_retries2 = ${LINUX_TCP_RETRIES2} would (a lowered net.ipv4.tcp_retries2, TCP_USER_TIMEOUT), or the application timed out itself.`);
+      } else if (gaveUp === true) {
+        parts.push(`The sender then stopped: no retransmission came when the next one was due ${humanSeconds(nextDue - last)} later, though the capture went on for ${humanSeconds(end - last)}. Its kernel gave up about ${humanSeconds(nextDue - start)} after the first send, far sooner than the default tcp_retries2 = ${LINUX_TCP_RETRIES2} would (a lowered net.ipv4.tcp_retries2 or TCP_USER_TIMEOUT), or the application closed the socket.`);
       } else if (!recovered && Number.isFinite(giveUp)) {
         parts.push(`With the initial RTO of ${humanSeconds(initialRto)} seen here and tcp_retries2 = ${LINUX_TCP_RETRIES2}, Linux gives up ${humanSeconds(giveUp)} after the first send: that is how long the application waits.`);
-      } else if (!recovered && storm.originalTime < 0) {
+      } else if (!recovered && !anchored) {
         parts.push('The original send is not in the capture (it started mid-storm), so the RTO backoff cannot be anchored to project when Linux gives up.');
       }
       if (idleLong) {
@@ -179,20 +227,28 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
         evidence: {
           direction: who,
           seq: storm.fin ? 'FIN' : sender.isnKnown ? (storm.seq - sender.isn) >>> 0 : storm.seq,
-          originalFrame: storm.originalTime >= 0 ? storm.originalFrame : null,
+          originalFrame: anchored ? storm.originalFrame : null,
           retransmissions: storm.count,
           frames: storm.frames,
           times: storm.times.map(round),
           intervalsSeconds: intervals.map(round),
           backoffFactor: Number.isFinite(backoff) ? round(backoff) : null,
-          idleBeforeSeconds: storm.originalTime >= 0 ? round(storm.idleBefore) : null,
+          idleBeforeSeconds: anchored ? round(storm.idleBefore) : null,
           peerHeardAfter: peerHeardAfter,
           coveredSeconds: round(last - start),
           initialRtoSeconds: Number.isFinite(initialRto) ? round(initialRto) : null,
           tailLossProbe,
           projectedGiveUpSeconds: Number.isFinite(giveUp) ? round(giveUp) : null,
           senderGaveUp: gaveUp,
-          gaveUpAfterSeconds: gaveUp === true ? round(nextDue - start) : null,
+          gaveUpAfterSeconds: gaveUp === true ? round((reconnected ? storm.reconnectTime : nextDue) - start) : null,
+          reconnect: storm.reconnectTime >= 0
+            ? {
+              conversation: storm.reconnectConversation,
+              frame: storm.reconnectFrame,
+              afterFirstSendSeconds: round(storm.reconnectTime - start),
+              afterLastRetransmissionSeconds: round(storm.reconnectTime - last),
+            }
+            : null,
           recovered,
           knownIdleTimeouts: idleLong ? MIDDLEBOX_IDLE_TIMEOUTS.filter((d) => d.seconds <= storm.idleBefore).map((d) => d.name) : [],
         },
@@ -201,13 +257,37 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
       });
     };
 
+    const unwatch = (conv: Conversation, storm: Storm): void => {
+      const list = watched.get(pairKey(conv));
+      if (list === undefined) return;
+      const rest = list.filter((r) => r.storm !== storm);
+      if (rest.length > 0) watched.set(pairKey(conv), rest);
+      else watched.delete(pairKey(conv));
+    };
+
+    /** A client's SYN: does it reconnect after a storm between the same client and server? */
+    const onNewConnection = (conv: Conversation, seg: Segment): void => {
+      const list = watched.get(pairKey(conv));
+      if (list === undefined) return;
+      for (const r of list) {
+        if (r.conv === conv || r.storm.recoveredTime >= 0) continue;
+        if (r.storm.reconnectTime >= r.storm.lastTime) continue; // already has a later reconnect
+        if (seg.time < r.storm.lastTime) continue;
+        r.storm.reconnectConversation = conv.id;
+        r.storm.reconnectFrame = seg.frame;
+        r.storm.reconnectTime = seg.time;
+        emit(r.conv, r.storm, r.direction, r.key);
+      }
+    };
+
     const endStorm = (conv: Conversation, state: State, direction: 0 | 1): void => {
       const storm = state.storms[direction];
       if (storm === null) return;
-      if (storm.count >= thresholds.minRetransmits) {
-        const key = keyOf(conv, direction, state);
-        emit(conv, storm, direction, key);
+      const key = keyOf(conv, direction, state);
+      emit(conv, storm, direction, key);
+      if (storm.shown) {
         if (storm.recoveredTime < 0) unrecovered.push({ conv, storm, direction, key });
+        else unwatch(conv, storm);
         state.reported[direction]++;
       }
       state.storms[direction] = null;
@@ -226,10 +306,13 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
           endStorm(conv, state, other);
         }
         if ((seg.notes & Note.NewData) !== 0) {
+          if (watched.size > 0 && seg.fromClient && (seg.flags & 0x12) === 0x02) onNewConnection(conv, seg);
           state.lastNewSeq[direction] = seg.seq;
           state.lastNewTime[direction] = seg.time;
           state.lastNewFrame[direction] = seg.frame;
           state.lastNewIdle[direction] = seg.idleBefore;
+          const sender = seg.fromClient ? conv.client : conv.server;
+          state.lastNewUncertain[direction] = conv.midstream && sender.packets === 1;
           return;
         }
         if ((seg.notes & Note.Retransmission) === 0 || (seg.notes & Note.SynRetransmission) !== 0) return;
@@ -246,10 +329,12 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
             storm.originalTime = state.lastNewTime[direction];
             storm.originalFrame = state.lastNewFrame[direction];
             storm.idleBefore = state.lastNewIdle[direction];
+            storm.originalUncertain = state.lastNewUncertain[direction];
           }
           state.storms[direction] = storm;
         }
         storm.count++;
+        storm.lastTime = seg.time;
         if (storm.times.length < MAX_TIMES) {
           storm.times.push(seg.time);
           storm.frames.push(seg.frame);
@@ -268,6 +353,7 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
         // Every conversation is finalised now: captureEnd is the capture's last TCP packet.
         for (const { conv, storm, direction, key } of unrecovered) emit(conv, storm, direction, key, captureEnd);
         unrecovered.length = 0;
+        watched.clear();
       },
     };
   },

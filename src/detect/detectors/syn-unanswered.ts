@@ -7,6 +7,7 @@ import { humanSeconds, median, round } from '../util.js';
 
 type Thresholds = {
   minSynRetransmissions: number;
+  minRetryIntervalSeconds: number;
 };
 
 /** SYN times kept per attempt: Linux sends tcp_syn_retries + 1 = 7 by default. */
@@ -23,6 +24,7 @@ class Attempt {
   readonly synFrames: number[] = [];
   /** SYNs sent before any answer (the count goes on past MAX_SYNS). */
   syns = 0;
+  lastSynTime = -1;
   outcome: Outcome = 'pending';
   answerTime = -1;
   answerFrame = 0;
@@ -129,6 +131,7 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
   },
   thresholds: {
     minSynRetransmissions: { default: 1, unit: 'SYNs', description: 'SYN retransmissions in one attempt before it counts as a problem' },
+    minRetryIntervalSeconds: { default: 0.25, unit: 's', description: 'a SYN closer than this to the previous one is a copy from a duplicating capture (mirror port, several interfaces, NFLOG), not a retry (SYN RTOs start at 1 s)' },
   },
   advice: [
     'Server side, a full accept queue: raise the listen() backlog in the service and net.core.somaxconn (default 4096 on Linux 5.4+, 128 before), net.ipv4.tcp_max_syn_backlog, keep net.ipv4.tcp_syncookies=1; check `nstat -az TcpExtListenOverflows TcpExtListenDrops` and `ss -ltn` (Recv-Q against Send-Q) on the server, and whether the application accepts fast enough.',
@@ -247,7 +250,9 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
         if (attempt.outcome !== 'pending') return;
         if (seg.fromClient) {
           if (syn && (seg.flags & TcpFlag.ACK) === 0) {
+            if (attempt.syns > 0 && seg.time - attempt.lastSynTime < thresholds.minRetryIntervalSeconds) return;
             attempt.syns++;
+            attempt.lastSynTime = seg.time;
             if (attempt.synTimes.length < MAX_SYNS) {
               attempt.synTimes.push(seg.time);
               attempt.synFrames.push(seg.frame);

@@ -8,8 +8,10 @@ import { CaptureRecord } from '../../../src/capture/record.js';
  * reuses one CaptureRecord; it stops quietly at the first damaged or incomplete block.
  */
 export function forEachRecord(path: string, sink: (rec: CaptureRecord) => void): void {
-  let bytes: Uint8Array = readFileSync(path);
-  if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = gunzipSync(bytes);
+  let file = readFileSync(path);
+  if (file[0] === 0x1f && file[1] === 0x8b) file = gunzipSync(file);
+  // A plain Uint8Array view: Buffer's slice() shares memory, where tests expect a copy
+  const bytes = new Uint8Array(file.buffer, file.byteOffset, file.byteLength);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const rec = new CaptureRecord();
   rec.data = bytes;

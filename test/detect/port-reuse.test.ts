@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { portReuse } from '../../src/detect/detectors/port-reuse.js';
+import { timewaitCollision } from '../../src/detect/detectors/timewait-collision.js';
+import type { Finding } from '../../src/detect/finding.js';
+import { SyntheticCapture, type SyntheticFlow } from '../helpers/synthetic.js';
+
+const CLIENT = '10.0.0.1:40000';
+const SERVER = '10.0.0.2:80';
+
+function ofDetector(findings: Finding[], id: string): Finding[] {
+  return findings.filter((f) => f.detector === id);
+}
+
+/** Independent 32-bit serial distance (RFC 1982), written out rather than taken from src/flow/seq. */
+function serialDistance(a: number, b: number): number {
+  const d = (a - b) % 2 ** 32;
+  const u = d < 0 ? d + 2 ** 32 : d;
+  return u >= 2 ** 31 ? u - 2 ** 32 : u;
+}
+
+/** A finished connection on CLIENT -> SERVER: handshake at t, one exchange, orderly close by `closer`. */
+function previousConnection(cap: SyntheticCapture, t: number, closer: 'client' | 'server', isnClient: number): { flow: SyntheticFlow; closeTime: number } {
+  const flow = cap.flow(CLIENT, SERVER, isnClient, 7_000_000);
+  flow.handshake(t);
+  flow.dataAcked(t + 0.01, 'client', 100);
+  flow.dataAcked(t + 0.02, 'server', 500);
+  flow.close(t + 1, closer);
+  // close(): FIN at t+1, the peer's FIN 0.5 ms later: the conversation is closed by the second FIN.
+  return { flow, closeTime: t + 1.0005 };
+}
+
+test('port-reuse: an ISN past the wrap, above the old stream, is accepted and reported as info', () => {
+  const cap = new SyntheticCapture([timewaitCollision, portReuse]);
+  const prev = previousConnection(cap, 0, 'server', 0xffffffc0);
+  const oldClientEnd = prev.flow.nextSeqOf('client');
+  const newIsn = 0x00100000; // numerically small, far above the wrapped old end
+  const flow = cap.flow(CLIENT, SERVER, newIsn, 9_000_000);
+  const synFrame = cap.nextFrame;
+  flow.handshake(4);
+  const findings = cap.finish();
+  assert.deepEqual(ofDetector(findings, 'timewait-collision'), []);
+  const [f] = ofDetector(findings, 'port-reuse');
+  assert.equal(f.severity, 'info');
+  assert.equal(f.evidence.reuses, 1);
+  assert.equal(f.evidence.acceptedByHigherIsn, 1);
+  assert.deepEqual(f.evidence.timeWaitHeldBy, { client: 0, server: 1 });
+  const [r] = f.evidence.listed as Record<string, any>[];
+  assert.equal(r.synFrame, synFrame);
+  assert.equal(r.isnAbovePrevious, serialDistance(newIsn, oldClientEnd) > 0);
+  assert.equal(r.isnAbovePrevious, true);
+  assert.ok(Math.abs(r.gapSeconds - (4 - prev.closeTime)) < 1e-6);
+});
+
+test('port-reuse: not after TIME_WAIT, not after an RST close, and timestamps are credited', () => {
+  const cap = new SyntheticCapture([timewaitCollision, portReuse]);
+  // 1: reuse 70 s after an orderly close: TIME_WAIT (60 s) is over.
+  previousConnection(cap, 0, 'server', 3_000_000_000);
+  cap.flow(CLIENT, SERVER, 4_000_000_000, 1).handshake(71.0005);
+  // 2: a tuple whose previous conversation was reset: no TIME_WAIT at all.
+  const reset = cap.flow('10.0.0.1:40001', SERVER, 100, 200);
+  reset.handshake(0);
+  reset.dataAcked(0.01, 'client', 10);
+  reset.rst(0.02, 'client');
+  cap.flow('10.0.0.1:40001', SERVER, 5000, 6000).handshake(2);
+  // 3: timestamps on both connections, server closed first, lower ISN: accepted via timestamps.
+  const old = cap.flow('10.0.0.1:40002', SERVER, 3_000_000_000, 7);
+  old.timestamps = true;
+  old.handshake(0);
+  old.close(1, 'server');
+  const next = cap.flow('10.0.0.1:40002', SERVER, 2_000_000_000, 8); // below the old stream
+  next.timestamps = true;
+  next.handshake(5);
+  const findings = cap.finish();
+  assert.deepEqual(ofDetector(findings, 'timewait-collision'), []);
+  const reuses = ofDetector(findings, 'port-reuse');
+  assert.equal(reuses.length, 1);
+  assert.equal(reuses[0].evidence.reuses, 1);
+  assert.equal(reuses[0].evidence.acceptedByTimestamps, 1);
+  assert.equal((reuses[0].evidence.listed as Record<string, unknown>[])[0].client, '10.0.0.1:40002');
+});
+
