@@ -106,7 +106,9 @@ async function runAnalyze(paths: string[], options: AnalyzeCliOptions): Promise<
     writeFileSync(options.writeBaseline, `${JSON.stringify(baselineFor(result.findings), null, 2)}\n`);
   }
   for (const error of errors) process.stderr.write(`connscope: error: ${error}\n`);
-  if (format !== 'text') {
+  if (errors.length === paths.length) return 2;
+  // The text report's header shows warnings; every other output keeps stdout clean data.
+  if (format !== 'text' || options.quiet === true) {
     for (const input of result.inputs) for (const warning of input.warnings) process.stderr.write(`connscope: warning: ${input.path}: ${warning}\n`);
   }
   const flows = options.flows ?? (format === 'text' ? 'interesting' : 'all');

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { analyzeFiles } from '../../src/core/analyze.js';
 import { TcpFlag } from '../../src/decode/packet.js';
 import { injectedRst } from '../../src/detect/detectors/injected-rst.js';
 import type { Finding } from '../../src/detect/finding.js';
-import { CORPUS_DIR, corpusRows } from '../helpers/paths.js';
+import { CAPTURES_DIR, capture, CORPUS_DIR, corpusRows, facts } from '../helpers/paths.js';
 import { SyntheticCapture, type SyntheticFlow } from '../helpers/synthetic.js';
 
 function ours(findings: Finding[]): Finding[] {
@@ -142,6 +142,82 @@ test('injected-rst: TTL alone is a warning; a SYN-ACK after a refused SYN that i
   assert.equal(r.frame, rstFrame);
   assert.deepEqual(r.reasons, ['ttl']);
   assert.deepEqual(r.senderTtlBefore, { min: 62, max: 62, last: 62 });
+});
+
+interface Pkt { frame: number; time: number; flags: string[]; seq: number; ack: number; ttl: number; ip_id: number }
+interface BlockedFacts {
+  client: string;
+  server: string;
+  forged_rst_at_client: Pkt;
+  last_real_server_packet_at_client: Pkt;
+  server_ttls_seen_by_client: number[];
+  rst_ttl_minus_server_ttl: number;
+  rst_seq_equals_request_ack: boolean;
+  server_fin_at_client: Pkt;
+}
+interface ForgedFacts {
+  connections: Record<string, Partial<BlockedFacts> & { client: string }>;
+  forged_rst_count_at_client: number;
+  rst_from_server_at_server: number;
+}
+
+/**
+ * forged-rst-client.pcap: the router one hop before the client drops each FORBIDDEN request and
+ * sends the client an RST in the server's name (iptables REJECT --reject-with tcp-reset). Measured
+ * with tshark (forged-rst.facts.json): the forged RST arrives with TTL 64 (made on the router) where
+ * every real server packet arrives with 63 (one router on the way), IP ID 0 like Linux's own stateless
+ * RSTs (so the ID proves nothing here), and the server, which never saw the request, closes the idle
+ * connection with a FIN 1.5 s later. A difference of ONE hop is the whole TTL signal: ttlTolerance
+ * must stay 0. Expected: one critical finding per blocked connection (TTL + carried on), exact frames.
+ */
+const FORGED = 'forged-rst-client.pcap';
+test('injected-rst on the lab capture: the router\'s forged RSTs at the client', { skip: existsSync(capture(FORGED)) ? false : 'capture not generated' }, async () => {
+  const f = facts<ForgedFacts>('forged-rst');
+  const blocked = Object.entries(f.connections).filter(([name]) => name.startsWith('blocked')).map(([, c]) => c as BlockedFacts);
+  assert.equal(blocked.length, f.forged_rst_count_at_client);
+  const { result, errors } = await analyzeFiles([capture(FORGED)]);
+  assert.deepEqual(errors, []);
+  const found = ours(result.findings);
+  assert.equal(found.length, blocked.length);
+  for (const b of blocked) {
+    const finding = found.find((x) => `${x.client?.ip}:${x.client?.port}` === b.client) as Finding;
+    assert.ok(finding, b.client);
+    assert.equal(`${finding.server?.ip}:${finding.server?.port}`, b.server);
+    assert.equal(finding.severity, 'critical');
+    assert.deepEqual(finding.evidence.claimedSender, { side: 'server', ip: finding.server?.ip, port: finding.server?.port });
+    const rsts = finding.evidence.rsts as Record<string, any>[];
+    assert.equal(rsts.length, 1, b.client);
+    const r = rsts[0];
+    assert.equal(r.frame, b.forged_rst_at_client.frame);
+    assert.equal(r.seq, b.forged_rst_at_client.seq);
+    assert.equal(r.ttl, b.forged_rst_at_client.ttl);
+    assert.equal(r.ipId, b.forged_rst_at_client.ip_id);
+    assert.equal(r.ttl - r.senderTtlBefore.last, b.rst_ttl_minus_server_ttl);
+    assert.equal(r.senderTtlBefore.last, b.last_real_server_packet_at_client.ttl);
+    assert.deepEqual([r.senderTtlBefore.min, r.senderTtlBefore.max], [Math.min(...b.server_ttls_seen_by_client), Math.max(...b.server_ttls_seen_by_client)]);
+    assert.equal(r.seqFits, b.rst_seq_equals_request_ack);
+    assert.equal(r.continuedAfter.firstFrame, b.server_fin_at_client.frame);
+    assert.equal(r.continuedAfter.what, 'a FIN');
+    assert.deepEqual(r.reasons, ['ttl', 'continued']);
+  }
+});
+
+/**
+ * Negative controls: every other lab capture. forged-rst-server.pcap is the same traffic seen at the
+ * server, where no forged RST ever arrives: its RSTs are the client kernel's answers to the server's
+ * idle FIN, with the client's own TTL. keepalive-race (nginx resets requests into closing
+ * connections), syn-unanswered (a refused port: the server sends nothing but the RST, which cannot be
+ * judged), timewait-collision (the client's RST to the TIME_WAIT ACK, then its SYN retry) and
+ * lb-blackhole-back (HAProxy resets its backend connection) hold genuine RSTs only.
+ */
+const others = existsSync(CAPTURES_DIR)
+  ? readdirSync(CAPTURES_DIR).filter((n) => /\.pcap(ng)?$/.test(n) && n !== FORGED)
+  : [];
+test('injected-rst stays silent on every other lab capture', { skip: others.length === 0 ? 'no captures' : false }, async () => {
+  for (const name of others) {
+    const { result } = await analyzeFiles([join(CAPTURES_DIR, name)]);
+    assert.deepEqual(ours(result.findings).map((x) => x.id), [], name);
+  }
 });
 
 /**

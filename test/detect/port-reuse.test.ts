@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { test } from 'node:test';
+import { analyzeFiles } from '../../src/core/analyze.js';
 import { portReuse } from '../../src/detect/detectors/port-reuse.js';
 import { timewaitCollision } from '../../src/detect/detectors/timewait-collision.js';
 import type { Finding } from '../../src/detect/finding.js';
+import { capture, facts } from '../helpers/paths.js';
 import { SyntheticCapture, type SyntheticFlow } from '../helpers/synthetic.js';
 
 const CLIENT = '10.0.0.1:40000';
@@ -78,5 +81,37 @@ test('port-reuse: not after TIME_WAIT, not after an RST close, and timestamps ar
   assert.equal(reuses[0].evidence.reuses, 1);
   assert.equal(reuses[0].evidence.acceptedByTimestamps, 1);
   assert.equal((reuses[0].evidence.listed as Record<string, unknown>[])[0].client, '10.0.0.1:40002');
+});
+
+
+interface BenignFacts {
+  counts: { benign_time_wait_reuses: number };
+  benign_reuses: { client: string; new_syn: { frame: number; seq_minus_expected: number; since_time_wait_s: number } }[];
+}
+
+/**
+ * The lab's timewait-collision capture also holds two benign reuses: the same client port reconnects
+ * 50 ms after a small exchange the server closed, with an ISN above the old stream, and is accepted
+ * straight from TIME_WAIT. Gap tolerance as in timewait-collision.test.ts: ours runs from the second
+ * FIN, the facts' from the closer's last ACK, less than 1 ms apart.
+ */
+const TW = 'timewait-collision.pcap';
+test('port-reuse on the lab capture: the two benign reuses inside TIME_WAIT', { skip: existsSync(capture(TW)) ? false : 'capture not generated' }, async () => {
+  const f = facts<BenignFacts>('timewait-collision');
+  const { result } = await analyzeFiles([capture(TW)]);
+  const found = ofDetector(result.findings, 'port-reuse');
+  assert.equal(found.length, 1);
+  const reuse = found[0];
+  assert.equal(reuse.severity, 'info');
+  assert.equal(reuse.evidence.reuses, f.counts.benign_time_wait_reuses);
+  // The server held TIME_WAIT; no timestamps (client has them off); accepted because the ISN was higher.
+  assert.deepEqual(reuse.evidence.timeWaitHeldBy, { client: 0, server: f.benign_reuses.length });
+  assert.equal(reuse.evidence.acceptedByHigherIsn, f.benign_reuses.filter((b) => b.new_syn.seq_minus_expected > 0).length);
+  const listed = reuse.evidence.listed as Record<string, any>[];
+  assert.deepEqual(listed.map((r) => [r.client, r.synFrame]).sort(), f.benign_reuses.map((b) => [b.client, b.new_syn.frame]).sort());
+  for (const b of f.benign_reuses) {
+    const r = listed.find((x) => x.client === b.client) as Record<string, any>;
+    assert.ok(r.gapSeconds >= b.new_syn.since_time_wait_s - 1e-6 && r.gapSeconds - b.new_syn.since_time_wait_s < 0.001, b.client);
+  }
 });
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { analyzeFiles } from '../../src/core/analyze.js';
@@ -7,7 +7,7 @@ import { TcpFlag } from '../../src/decode/packet.js';
 import { portReuse } from '../../src/detect/detectors/port-reuse.js';
 import { timewaitCollision } from '../../src/detect/detectors/timewait-collision.js';
 import type { Finding } from '../../src/detect/finding.js';
-import { CORPUS_DIR, corpusRows } from '../helpers/paths.js';
+import { CAPTURES_DIR, capture, CORPUS_DIR, corpusRows, facts } from '../helpers/paths.js';
 import { SyntheticCapture, type SyntheticFlow } from '../helpers/synthetic.js';
 
 const CLIENT = '10.0.0.1:40000';
@@ -178,6 +178,84 @@ test('timewait-collision: many collisions towards one server make one finding li
   assert.equal(findings[0].evidence.collisions, 3);
   assert.deepEqual((findings[0].evidence.attempts as Record<string, unknown>[]).map((a) => a.client), ['10.0.0.1:40000', '10.0.0.2:40000', '10.0.0.3:40000']);
   assert.equal(findings[0].client, null, 'several clients');
+});
+
+interface CollisionFacts {
+  client: string;
+  old: { first_fin: { frame: number }; time_wait_holder: string; expected_next_client_seq: number };
+  new_syn: { frame: number; seq: number; seq_minus_expected: number; since_time_wait_s: number };
+  time_wait_ack: { frame: number; ack: number; ack_equals_expected: boolean };
+  client_rst: { frame: number };
+  retry_syn: { frame: number; after_first_syn_s: number };
+  outcome: { synack: { frame: number }; connect_latency_s: number; established: boolean };
+}
+interface TimeWaitFacts {
+  server: string;
+  counts: { time_wait_collisions: number };
+  collisions: CollisionFacts[];
+}
+
+/**
+ * Tolerances: frames, sequence numbers and distances are exact; times are rounded to 1 µs in the
+ * facts (6 decimals). The gap is measured here from the second FIN (when the tracker closes the old
+ * conversation), in the facts from the closer's last ACK (when TIME_WAIT starts): a one-way trip on
+ * a veth later, so ours is larger by less than 1 ms.
+ */
+const TW = 'timewait-collision.pcap';
+test('timewait-collision on the lab capture: the four collisions, frame by frame', { skip: existsSync(capture(TW)) ? false : 'capture not generated' }, async () => {
+  const f = facts<TimeWaitFacts>('timewait-collision');
+  const { result, errors } = await analyzeFiles([capture(TW)]);
+  assert.deepEqual(errors, []);
+  const found = ofDetector(result.findings, 'timewait-collision');
+  assert.equal(found.length, 1, 'one finding for the one server');
+  const finding = found[0];
+  assert.equal(finding.evidence.server, f.server);
+  assert.equal(finding.evidence.collisions, f.counts.time_wait_collisions);
+  assert.equal(finding.evidence.failed, 0);
+  // Every collision recovered within milliseconds (the Linux client's quick SYN retry): warning.
+  assert.ok(f.collisions.every((c) => c.outcome.established && c.outcome.connect_latency_s < 1));
+  assert.equal(finding.severity, 'warning');
+  const attempts = finding.evidence.attempts as Record<string, any>[];
+  assert.deepEqual(attempts.map((a) => a.client).sort(), f.collisions.map((c) => c.client).sort());
+  for (const c of f.collisions) {
+    const a = attempts.find((x) => x.client === c.client) as Record<string, any>;
+    assert.equal(a.timeWaitHolder, c.old.time_wait_holder, c.client);
+    assert.equal(a.previousFinFrames.server, c.old.first_fin.frame, c.client);
+    assert.equal(a.isn, c.new_syn.seq, c.client);
+    assert.equal(a.previousClientNextSeq, c.old.expected_next_client_seq, c.client);
+    assert.equal(a.isnDistance, c.new_syn.seq_minus_expected, c.client);
+    assert.equal(a.isnBelowPrevious, c.new_syn.seq_minus_expected < 0, c.client);
+    assert.equal(a.staleAckMatchesPrevious, c.time_wait_ack.ack_equals_expected, c.client);
+    assert.deepEqual(a.timestamps, { previous: false, syn: false }, 'the client has tcp_timestamps=0');
+    assert.deepEqual(
+      (a.packets as Record<string, unknown>[]).map((p) => [p.packet, p.frame]),
+      [
+        ['SYN', c.new_syn.frame],
+        ['ACK of previous conversation', c.time_wait_ack.frame],
+        ['RST', c.client_rst.frame],
+        ['SYN retransmission', c.retry_syn.frame],
+        ['SYN-ACK', c.outcome.synack.frame],
+      ],
+      c.client,
+    );
+    assert.equal((a.packets as Record<string, unknown>[])[1].ack, c.time_wait_ack.ack);
+    assert.ok(Math.abs(a.connectSeconds - c.outcome.connect_latency_s) <= 1e-6, `${c.client} connect`);
+    assert.ok(Math.abs(a.addedDelaySeconds - c.retry_syn.after_first_syn_s) <= 1e-6, `${c.client} delay`);
+    assert.ok(a.gapSeconds >= c.new_syn.since_time_wait_s - 1e-6 && a.gapSeconds - c.new_syn.since_time_wait_s < 0.001, `${c.client} gap`);
+    assert.equal(a.outcome, 'established');
+  }
+});
+
+/** Every other lab capture: no tuple is reused there (fresh ephemeral ports), so nothing at all. */
+const others = existsSync(CAPTURES_DIR)
+  ? readdirSync(CAPTURES_DIR).filter((n) => /\.pcap(ng)?$/.test(n) && n !== TW)
+  : [];
+test('timewait-collision and port-reuse stay silent on the other lab captures', { skip: others.length === 0 ? 'no captures' : false }, async () => {
+  for (const name of others) {
+    const { result } = await analyzeFiles([join(CAPTURES_DIR, name)]);
+    const mine = result.findings.filter((x) => x.detector === 'timewait-collision' || x.detector === 'port-reuse');
+    assert.deepEqual(mine.map((x) => x.id), [], name);
+  }
 });
 
 /**

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { analyzeFiles } from '../../src/core/analyze.js';
 import { zeroWindow } from '../../src/detect/detectors/zero-window.js';
 import type { Finding } from '../../src/detect/finding.js';
+import { capture, CORPUS_DIR, corpusRows, facts } from '../helpers/paths.js';
 import { SyntheticCapture, type SyntheticFlow } from '../helpers/synthetic.js';
 
 /**
@@ -12,9 +16,82 @@ import { SyntheticCapture, type SyntheticFlow } from '../helpers/synthetic.js';
 
 const CLIENT = '10.0.0.1:40000';
 const SERVER = '10.0.0.2:5000';
+const EPS = 1e-5;
 
 function ofDetector(findings: Finding[]): Finding[] {
   return findings.filter((f) => f.detector === 'zero-window');
+}
+
+function skipUnless(name: string): { skip: string | false } {
+  return { skip: existsSync(capture(name)) ? false : `${name} not generated yet (fixtures/lab)` };
+}
+
+function endpoint(text: string): { ip: string; port: number } {
+  const colon = text.lastIndexOf(':');
+  return { ip: text.slice(0, colon), port: Number(text.slice(colon + 1)) };
+}
+
+interface ZeroWindowFacts {
+  first_frame_epoch: number;
+  sender: string;
+  receiver: string;
+  conversations: { client: string; server: string }[];
+  zero_window_count: number;
+  first_zero_window: { frame: number; time: number };
+  window_reopened: { frame: number; time: number };
+  stall_duration: number;
+  persist_probes: { frame: number; time: number }[];
+  persist_probe_count: number;
+  persist_probe_intervals: number[];
+}
+
+test('zero-window-stall: the receiver\'s stall, as tshark measured it', skipUnless('zero-window-stall.pcap'), async () => {
+  const f = facts<ZeroWindowFacts>('zero-window-stall');
+  const { result, errors } = await analyzeFiles([capture('zero-window-stall.pcap')]);
+  assert.deepEqual(errors, []);
+  const findings = ofDetector(result.findings);
+  assert.equal(findings.length, 1);
+  const z = findings[0];
+  assert.equal(z.severity, 'warning');
+  assert.deepEqual(z.client, endpoint(f.conversations[0].client));
+  assert.deepEqual(z.server, endpoint(f.conversations[0].server));
+  // The stalled receiver is the server (the sender of the 128 KiB is the client).
+  assert.equal(f.receiver, f.conversations[0].server);
+  assert.equal(z.evidence.receiver, 'server');
+  assert.equal(z.evidence.firstZeroWindowFrame, f.first_zero_window.frame);
+  assert.ok(Math.abs((z.evidence.firstZeroWindowTime as number) - (f.first_frame_epoch + f.first_zero_window.time)) < EPS);
+  assert.ok(Math.abs((z.evidence.stallSeconds as number) - f.stall_duration) < EPS);
+  assert.equal(z.evidence.reopened, true);
+  assert.equal(z.evidence.reopenedFrame, f.window_reopened.frame);
+  assert.ok(Math.abs((z.evidence.reopenedTime as number) - (f.first_frame_epoch + f.window_reopened.time)) < EPS);
+  // Linux persist probes carry no new data: tshark calls them keep-alives; they are told apart here
+  // by the zero window before them.
+  assert.equal(z.evidence.probes, f.persist_probe_count);
+  assert.deepEqual(z.evidence.probeFrames, f.persist_probes.map((p) => p.frame));
+  (z.evidence.probeIntervalsSeconds as number[]).forEach((x, i) => assert.ok(Math.abs(x - f.persist_probe_intervals[i]) < EPS, `interval ${i}`));
+  assert.equal(z.evidence.zeroWindowAdvertisements, f.zero_window_count);
+  // The probes are not keep-alives.
+  assert.deepEqual(result.findings.filter((x) => x.detector === 'keepalive'), []);
+});
+
+for (const name of ['healthy-mix', 'idle-keepalive-ok', 'idle-timeout-storm', 'syn-unanswered', 'timewait-collision', 'keepalive-race',
+  'lb-blackhole-front', 'lb-blackhole-back', 'conn-churn', 'forged-rst-client', 'forged-rst-server', 'nat-path-client', 'nat-path-server']) {
+  test(`negative control ${name}: no zero-window stall`, skipUnless(`${name}.pcap`), async () => {
+    const { result } = await analyzeFiles([capture(`${name}.pcap`)]);
+    assert.deepEqual(ofDetector(result.findings).map((x) => x.title), []);
+  });
+}
+
+/**
+ * The public corpus raises no zero-window finding: 206_example_b has 57 zero-window segments
+ * (tshark), in two stalls of 61 ms and 14 ms (flow control, below minStallSeconds) and one at the
+ * capture's very last frame (no duration).
+ */
+for (const row of corpusRows()) {
+  test(`corpus ${row.path}: no zero-window finding`, async () => {
+    const { result } = await analyzeFiles([join(CORPUS_DIR, row.path)]);
+    assert.deepEqual(ofDetector(result.findings).map((x) => x.title), []);
+  });
 }
 
 interface Stall {

@@ -11,9 +11,21 @@ import { CORPUS_DIR, type CorpusRow, corpusRows } from '../helpers/paths.js';
  * except where the two trackers follow different rules on purpose; each such case is listed here
  * with the reason and the value connscope must give instead.
  */
-type Fact = 'tcp_streams' | 'syn' | 'rst' | 'retransmission' | 'keep_alive' | 'zero_window';
+type Fact = 'packets' | 'tcp_packets' | 'tcp_streams' | 'syn' | 'rst' | 'retransmission' | 'keep_alive' | 'zero_window';
 
 const DIFFERENCES: Record<string, Partial<Record<Fact, { value: number; why: string }>>> = {
+  'gopacket/pcapgo/tests/be/test202.pcapng': {
+    packets: { value: 8, why: 'tshark counts the file\'s 3 custom blocks as frames; they hold no packet' },
+  },
+  'tcpdump/tests/tcp_header_heapoverflow.pcap': {
+    tcp_packets: {
+      value: 0,
+      why: 'the frame holds 8 of the 20 bytes of the fixed TCP header: no sequence numbers or flags to track; ' +
+        'tshark shows it as a (malformed) TCP packet',
+    },
+    tcp_streams: { value: 0, why: 'see tcp_packets' },
+    syn: { value: 0, why: 'see tcp_packets: the flags byte is not in the capture' },
+  },
   'zeek/testing/btest/Traces/llc.pcap': {
     tcp_streams: {
       value: 389,
@@ -45,6 +57,8 @@ function measured(result: AnalysisResult): Record<Fact, number> {
   const sum = (pick: (c: AnalysisResult['conversations'][number]) => number) =>
     result.conversations.reduce((n, c) => n + pick(c), 0);
   return {
+    packets: result.summary.packets,
+    tcp_packets: result.summary.tcpPackets,
     tcp_streams: result.summary.conversations,
     syn: flags.filter(([f]) => f.includes('S') && !f.includes('.')).reduce((n, [, v]) => n + v, 0),
     rst: flags.filter(([f]) => f.includes('R')).reduce((n, [, v]) => n + v, 0),
@@ -64,8 +78,6 @@ for (const row of rows) {
   test(`tracker agrees with tshark: ${row.path}`, async () => {
     const { result, errors } = await analyzeFiles([join(CORPUS_DIR, row.path)]);
     assert.deepEqual(errors, []);
-    assert.equal(result.summary.packets, row.packets, 'packets');
-    assert.equal(result.summary.tcpPackets, row.tcp_packets, 'TCP packets');
     const ours = measured(result);
     for (const fact of Object.keys(ours) as Fact[]) {
       const difference = DIFFERENCES[row.path]?.[fact];

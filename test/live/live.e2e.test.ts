@@ -246,6 +246,7 @@ describe('connscope live in network namespaces', { skip: skipReason ?? false }, 
   });
 
   it('standard output closing (| head) ends the capture cleanly with -w complete', { timeout: 60_000 }, async () => {
+    net.exec(net.server, ['iptables', '-F', 'INPUT']);
     const out = path.join(tmp, 'epipe.pcap');
     const live = net.spawn(net.client, [process.execPath, CLI, 'live', '-i', CLIENT_IF, ...(capBuilt ? [] : ['--backend', 'tcpdump']), '--json', '-w', out, '--duration', '60']);
     let stderr = '';
@@ -255,7 +256,7 @@ describe('connscope live in network namespaces', { skip: skipReason ?? false }, 
     const lines = new LineReader(stdout);
     await lines.waitFor((l) => l.startsWith('{"type":"start"'), 'the start event');
     // Some packets for the file, then the reader goes away like `head -1` does.
-    const client = net.spawn(net.client, ['python3', '-c', `import socket; c = socket.create_connection(('${SERVER_IP}', ${SERVER_PORT})); c.sendall(b'x'); c.recv(10); c.close()`]);
+    const client = net.spawn(net.client, ['python3', '-c', `import socket; c = socket.create_connection(('${SERVER_IP}', ${SERVER_PORT}), timeout=10); c.sendall(b'x'); c.recv(10); c.close()`]);
     await exited(client);
     stdout.destroy();
     const { code, signal } = await exited(live);

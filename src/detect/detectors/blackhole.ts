@@ -72,7 +72,7 @@ export const blackhole: DetectorSpec<Thresholds> = {
     'segment to the end, is a blackhole. The finding is made when the conversation ends: the client giving',
     'up (FIN or RST), the server side closing, or the end of the capture; a response that comes after all',
     'was only a slow one. A server advertising a zero window meanwhile is a receiver stall',
-    '(zero-window-stall), not a blackhole; data the server does not ACK is a retransmission storm.',
+    '(the zero-window detector), not a blackhole; data the server does not ACK is a retransmission storm.',
   ].join(' '),
   evidence: {
     unansweredSegments: 'client payload segments sent since the last server payload',
@@ -100,7 +100,7 @@ export const blackhole: DetectorSpec<Thresholds> = {
     minUnansweredSegments: { default: 3, unit: 'segments', description: 'client payload segments the server ACKed without answering' },
   },
   advice: [
-    'Make the load balancer close connections to a deregistered or unhealthy backend instead of holding them: AWS NLB target group attribute `deregistration_delay.connection_termination.enabled=true` (and a deregistration delay that lets in-flight requests finish), HAProxy `on-marked-down shutdown-sessions` on the server line, Envoy outlier detection with connection draining.',
+    'Make the load balancer close connections to a deregistered or unhealthy backend instead of holding them: AWS NLB target group attribute `deregistration_delay.connection_termination.enabled=true` (and a deregistration delay that lets in-flight requests finish), HAProxy `on-marked-down shutdown-sessions` on the server line (with `check` health checks, so the server is marked down), Envoy outlier detection with connection draining.',
     'Give every request an application-level timeout shorter than the user-visible one, and treat a timeout as a reason to close and re-dial the connection rather than reuse it.',
     'On long-lived connections, use heartbeats that expect a reply (HTTP/2 PING, gRPC keepalive `GRPC_ARG_KEEPALIVE_TIME_MS` with `GRPC_ARG_KEEPALIVE_TIMEOUT_MS`, Redis PING, WebSocket ping/pong) and close the connection when the reply does not come; TCP keepalive alone is answered by the proxy and proves nothing about the backend.',
     'Capture on the proxy\'s backend leg too: a retransmission storm there (connscope retransmit-storm) confirms the backend is gone.',

@@ -27,6 +27,7 @@ const LINUX_EPHEMERAL_PORTS = 60999 - 32768 + 1;
 /** One finished connection, as far as churn is concerned. */
 interface ConnRecord {
   id: number;
+  clientPort: number;
   synTime: number;
   synFrame: number;
   requests: number;
@@ -290,7 +291,8 @@ export const connChurn: DetectorSpec<Thresholds> = {
         severity,
         title: `${churn.connections} connections for ${churn.requests} requests (${round(churn.requests / churn.connections)} per connection, up to ${churn.peakOpensPerSecond} opens/s)${reuse !== null ? ` after ${reuse.connections} reused connection${reuse.connections === 1 ? '' : 's'}` : ''}: ${entry.key}`,
         conversations: churnRecords.slice(0, 10).map((r) => r.id),
-        client: clients.length === 1 ? { ip: clients[0][0], port: 0 } : null,
+        // One client address: the first judged connection's endpoint stands for it (ports vary).
+        client: clients.length === 1 ? { ip: clients[0][0], port: churnRecords[0].clientPort } : null,
         server: entry.server,
         start: churn.from,
         end: churn.to,
@@ -346,6 +348,7 @@ export const connChurn: DetectorSpec<Thresholds> = {
           recordsKept++;
           entry.records.push({
             id: conv.id,
+            clientPort: conv.client.port,
             synTime: conv.synTime,
             synFrame: conv.synFrame,
             requests: state.requests,

@@ -113,8 +113,8 @@ export const keepaliveRace: DetectorSpec<Thresholds> = {
     crossSlackSeconds: { default: 0.1, unit: 's', description: 'a request sent this long (or 2 x handshake RTT) before the FIN was seen still crossed it' },
   },
   advice: [
-    'Make the client pool\'s idle timeout shorter than the server\'s and every proxy\'s on the path (nginx `keepalive_timeout` 75 s, AWS ALB idle timeout 60 s, Node.js `http.Server.keepAliveTimeout` 5 s for years): e.g. Node `new http.Agent({ keepAlive: true, timeout })` / agentkeepalive `freeSocketTimeout` below the server\'s timeout, Go `http.Transport.IdleConnTimeout`, Apache HttpClient `evictIdleConnections`, HikariCP `maxLifetime`/`idleTimeout` below the database\'s `wait_timeout`.',
-    'Or raise the server\'s keep-alive timeout above the client\'s (Node: `server.keepAliveTimeout` and `headersTimeout` greater than the load balancer\'s idle timeout).',
+    'Make the client pool\'s idle timeout shorter than the server\'s and every proxy\'s on the path (nginx `keepalive_timeout` 75 s by default, AWS ALB idle timeout 60 s, Node.js `http.Server.keepAliveTimeout` 5 s for years): e.g. Node `new http.Agent({ keepAlive: true, timeout: 4000 })` (the agent timeout also closes idle pooled sockets) or agentkeepalive `freeSocketTimeout`, undici `keepAliveTimeout`, Go `http.Transport.IdleConnTimeout`, Apache HttpClient `evictIdleConnections`, HikariCP `idleTimeout`/`maxLifetime` below the database\'s `wait_timeout`.',
+    'Or raise the server\'s keep-alive timeout above the client\'s (Node: `server.keepAliveTimeout` above the client pool\'s idle timeout and `server.headersTimeout` above that; behind a load balancer, above the balancer\'s idle timeout).',
     'Retry idempotent requests once on ECONNRESET / "socket hang up" from a reused connection (most HTTP clients do this only for requests they know are idempotent).',
   ],
   create({ thresholds, slot, report }) {

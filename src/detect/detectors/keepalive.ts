@@ -49,6 +49,10 @@ class Group {
   readonly intervals: number[] = [];
   /** From the last data (either direction) to the first probe after it. */
   readonly afterData: number[] = [];
+  /** Silences the sender let pass before probing: afterData, and intervals after an answered probe. */
+  readonly periods: number[] = [];
+  /** Intervals after an unanswered probe: the retry interval (TCP_KEEPINTVL). */
+  readonly retryIntervals: number[] = [];
   firstFrame = 0;
   firstTime = -1;
   lastTime = -1;
@@ -90,10 +94,11 @@ export const keepalive: DetectorSpec<Thresholds> = {
     unansweredProbes: 'probes followed by another probe (or the end) with nothing from the peer',
     medianIntervalSeconds: 'median time between consecutive probes from the same side of a conversation with no data between (null: none)',
     medianAfterDataSeconds: 'median time from the last data (either direction) to the first probe after it: TCP_KEEPIDLE',
-    periodSeconds: 'median of both: how long the connection stays silent between probes',
+    periodSeconds: 'median silence the sender lets pass before probing (after data, or after an answered probe): the effective TCP_KEEPIDLE, compared with idle timeouts',
+    retryIntervalSeconds: 'median interval after an unanswered probe: TCP_KEEPINTVL (null when every probe was answered)',
     firstProbeFrame: 'frame of the first probe',
     idleTimeoutBracket: 'idle-timeout bracket for this server address from this capture ({low, high}, null when no idle gap failed)',
-    intervalVsIdleTimeout: 'shorter (below the longest gap that survived), longer (above the shortest gap that failed), inside (within the bracket), unknown (no bracket)',
+    intervalVsIdleTimeout: 'periodSeconds against the bracket: shorter (at most the longest gap that survived), longer (at least the shortest gap that failed), inside, unknown (no bracket)',
     longerThanKnownDefaults: 'known L4 idle-timeout defaults (refreshed by keep-alives) shorter than the probe interval',
   },
   thresholds: {
@@ -131,19 +136,21 @@ export const keepalive: DetectorSpec<Thresholds> = {
     };
 
     /** Settles whether the last probe of a side was answered (at its next probe or the end). */
-    const settle = (conv: Conversation, side: SideProbes, fromClient: boolean, group: Group): void => {
-      if (side.lastTime < 0) return;
+    const settle = (conv: Conversation, side: SideProbes, fromClient: boolean, group: Group): boolean => {
       const peer = fromClient ? conv.server : conv.client;
-      if (nonResetPackets(peer) > side.peerQuietAtLast) group.answered++;
+      const answered = nonResetPackets(peer) > side.peerQuietAtLast;
+      if (answered) group.answered++;
       else group.unanswered++;
+      return answered;
     };
 
-    const emit = (group: Group, final: boolean): void => {
+    const emit = (group: Group): void => {
       if (group.probes < thresholds.minProbes) return;
       const interval = group.intervals.length > 0 ? median(group.intervals) : NaN;
       const afterData = median(group.afterData);
-      const period = median([...group.intervals, ...group.afterData]);
-      const gapGroup = final ? gapBook.groups.get(group.server.ip) : undefined;
+      const period = median(group.periods);
+      const retry = median(group.retryIntervals);
+      const gapGroup = gapBook.groups.get(group.server.ip);
       const bracket = gapGroup !== undefined && gapGroup.failedCount > 0 ? bracketOf(gapGroup) : null;
       let versus: 'shorter' | 'longer' | 'inside' | 'unknown' = 'unknown';
       if (bracket !== null && Number.isFinite(period)) {
@@ -155,10 +162,10 @@ export const keepalive: DetectorSpec<Thresholds> = {
       const settled = group.answered + group.unanswered;
       const parts = [
         `The ${group.sender} sent ${group.probes} TCP keep-alive probe${group.probes === 1 ? '' : 's'} on ${group.conversationCount} conversation${group.conversationCount === 1 ? '' : 's'} with ${hostPort(group.server)}`,
-        Number.isFinite(interval)
-          ? `, one every ${humanSeconds(interval)} (median)${Number.isFinite(afterData) ? `, the first ${humanSeconds(afterData)} after the last data` : ''}: TCP_KEEPIDLE, or TCP_KEEPINTVL while unanswered.`
-          : `, ${humanSeconds(afterData)} after the last data (median): its TCP_KEEPIDLE.`,
+        `, each after ${humanSeconds(period)} of silence (median): its TCP_KEEPIDLE.`,
+        Number.isFinite(interval) ? ` Consecutive probes came ${humanSeconds(interval)} apart (median).` : '',
         settled > 0 ? ` ${group.answered} of ${settled} were answered by the peer.` : '',
+        Number.isFinite(retry) ? ` Unanswered probes were repeated after ${humanSeconds(retry)} (TCP_KEEPINTVL): the peer or the path stopped answering.` : '',
       ];
       if (bracket !== null && bracket.high !== null) {
         const range = bracket.low === null ? `at most ${humanSeconds(bracket.high)}` : `between ${humanSeconds(bracket.low)} and ${humanSeconds(bracket.high)}`;
@@ -192,6 +199,7 @@ export const keepalive: DetectorSpec<Thresholds> = {
           maxIntervalSeconds: group.intervals.length > 0 ? round(Math.max(...group.intervals)) : null,
           medianAfterDataSeconds: Number.isFinite(afterData) ? round(afterData) : null,
           periodSeconds: round(period),
+          retryIntervalSeconds: Number.isFinite(retry) ? round(retry) : null,
           firstProbeFrame: group.firstFrame,
           firstProbeTime: round(group.firstTime),
           idleTimeoutBracket: bracket === null ? null : { low: bracket.low === null ? null : round(bracket.low), high: bracket.high === null ? null : round(bracket.high) },
@@ -223,16 +231,23 @@ export const keepalive: DetectorSpec<Thresholds> = {
         if (seg.time - lastData < thresholds.minIdleSeconds) return;
         if (side.lastTime >= 0 && seg.time - side.lastTime < DUPLICATE_SECONDS) return;
         const group = groupOf(conv, seg.fromClient);
+        let answered = true;
         if (side.probes === 0) {
           group.conversationCount++;
           if (group.conversations.length < 64) group.conversations.push(conv.id);
         } else {
-          settle(conv, side, seg.fromClient, group);
+          answered = settle(conv, side, seg.fromClient, group);
         }
-        if (side.lastTime < 0 || lastData > side.lastTime) {
-          if (group.afterData.length < MAX_SAMPLES) group.afterData.push(seg.time - lastData);
-        } else if (group.intervals.length < MAX_SAMPLES) {
-          group.intervals.push(seg.time - side.lastTime);
+        if (group.periods.length < MAX_SAMPLES) {
+          if (side.lastTime < 0 || lastData > side.lastTime) {
+            // Data since the previous probe (or none yet): the silence since that data.
+            group.afterData.push(seg.time - lastData);
+            group.periods.push(seg.time - lastData);
+          } else {
+            const interval = seg.time - side.lastTime;
+            group.intervals.push(interval);
+            (answered ? group.periods : group.retryIntervals).push(interval);
+          }
         }
         side.probes++;
         side.lastTime = seg.time;
@@ -244,7 +259,7 @@ export const keepalive: DetectorSpec<Thresholds> = {
         }
         group.lastTime = seg.time;
         // Report at the first probe (live capture), then as the group grows.
-        emit(group, false);
+        emit(group);
       },
       onFinalize(conv: Conversation) {
         const state = conv.scratch[slot] as State | undefined;
@@ -256,7 +271,7 @@ export const keepalive: DetectorSpec<Thresholds> = {
         }
       },
       finish() {
-        for (const group of groups.values()) emit(group, true);
+        for (const group of groups.values()) emit(group);
       },
     };
   },

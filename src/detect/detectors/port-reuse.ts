@@ -5,7 +5,7 @@ import type { DetectorSpec } from '../detector.js';
 import type { EndpointRef } from '../finding.js';
 import { LINUX_TIME_WAIT_SECONDS } from '../knowledge.js';
 import { endpointsOf, humanSeconds, median, round } from '../util.js';
-import { clientText, isnDistance, type PreviousConversation, previousOf, serverKey } from './tuple-reuse.js';
+import { clientText, gapText, isnDistance, type PreviousConversation, previousOf, serverKey } from './tuple-reuse.js';
 
 type Thresholds = {
   timeWaitSeconds: number;
@@ -127,8 +127,8 @@ export const portReuse: DetectorSpec<Thresholds> = {
             };
           }),
         },
-        explanation: `Conversation #${first.convId} ${first.client} -> ${key} (SYN frame ${first.synFrame}) reused the ports of conversation #${prev.id} only ${humanSeconds(gap)} after it closed, inside the ${humanSeconds(thresholds.timeWaitSeconds)} TIME_WAIT, and got a SYN-ACK: ${why(first)}.` +
-          (group.total > 1 ? ` ${group.total} connections to this server did the same (median gap ${humanSeconds(median(gaps))}).` : ''),
+        explanation: `Conversation #${first.convId} ${first.client} -> ${key} (SYN frame ${first.synFrame}) reused the ports of conversation #${prev.id} only ${gapText(gap)} after it closed, inside the ${humanSeconds(thresholds.timeWaitSeconds)} TIME_WAIT, and got a SYN-ACK: ${why(first)}.` +
+          (group.total > 1 ? ` ${group.total} connections to this server did the same (median gap ${gapText(median(gaps))}).` : ''),
         advice: portReuse.advice,
       });
     };

@@ -1,7 +1,7 @@
 import { TcpFlag } from '../../decode/packet.js';
 import { type Conversation, Side } from '../../flow/conversation.js';
 import { Note, type Segment } from '../../flow/segment.js';
-import { seqDiff } from '../../flow/seq.js';
+import { seqDiff, seqGt } from '../../flow/seq.js';
 import type { DetectorSpec } from '../detector.js';
 import type { EndpointRef } from '../finding.js';
 import { endpointsOf, humanSeconds, round } from '../util.js';
@@ -139,14 +139,21 @@ export const resetRatio: DetectorSpec<Thresholds> = {
         }
         return;
       }
-      if (finBefore(sender) && finBefore(peer)) {
-        state.cls = 'unknownConnection';
-        state.reason = 'after both sides had closed with FIN';
-        return;
-      }
       if (finBefore(sender)) {
-        state.cls = 'afterFin';
-        state.reason = 'the RST sender had sent FIN first';
+        // Data from the peer that the RST sender never acknowledged: it arrived for a socket that was
+        // closing (a request sent into a keep-alive connection as the server closed it, or a close
+        // with unread data). Only a fully closed, fully acknowledged conversation is "forgotten".
+        const peerDataEnd = peer.finTime >= 0 ? (peer.nextSeq - 1) >>> 0 : peer.nextSeq;
+        if (peer.seqKnown && sender.ackKnown && seqGt(peerDataEnd, sender.lastAck)) {
+          state.cls = 'afterFin';
+          state.reason = 'the peer\'s data reached the RST sender after it had sent FIN';
+        } else if (finBefore(peer)) {
+          state.cls = 'unknownConnection';
+          state.reason = 'after both sides had closed with FIN';
+        } else {
+          state.cls = 'afterFin';
+          state.reason = 'the RST sender had sent FIN first';
+        }
         return;
       }
       if (finBefore(peer)) {

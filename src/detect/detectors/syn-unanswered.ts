@@ -180,7 +180,11 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
         severity: critical ? 'critical' : 'warning',
         title: critical
           ? `No answer to ${group.attempts} connection attempt${group.attempts === 1 ? '' : 's'}: ${server}`
-          : `SYNs to ${server} dropped: ${unanswered} unanswered, ${group.succeededAfterRetries} answered after retries of ${group.attempts}`,
+          : `SYNs to ${server} dropped: ${[
+            unanswered > 0 ? `${unanswered} never answered` : '',
+            group.succeededAfterRetries > 0 ? `${group.succeededAfterRetries} answered only after retries${Number.isFinite(latency) ? ` (${humanSeconds(latency)})` : ''}` : '',
+            group.refusedAfterRetries > 0 ? `${group.refusedAfterRetries} refused after retries` : '',
+          ].filter((p) => p !== '').join(', ')} of ${group.attempts} attempt${group.attempts === 1 ? '' : 's'}`,
         conversations: group.problemConversations,
         client: group.clients.size === 1 ? group.client : null,
         server: group.server,

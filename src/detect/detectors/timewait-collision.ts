@@ -5,7 +5,7 @@ import type { DetectorSpec } from '../detector.js';
 import type { EndpointRef, Severity } from '../finding.js';
 import { LINUX_TIME_WAIT_SECONDS } from '../knowledge.js';
 import { endpointsOf, humanSeconds, round } from '../util.js';
-import { clientText, isnDistance, type PreviousConversation, previousOf, serverKey } from './tuple-reuse.js';
+import { clientText, gapText, isnDistance, type PreviousConversation, previousOf, serverKey } from './tuple-reuse.js';
 
 type Thresholds = {
   timeWaitSeconds: number;
@@ -196,7 +196,7 @@ export const timewaitCollision: DetectorSpec<Thresholds> = {
         const gap = a.synTime - prev.closeTime;
         const holder = prev.timeWaitHolder === 'server' ? 'the server had closed it first' : prev.timeWaitHolder === 'client' ? 'the client had closed it first' : 'nobody had sent a FIN';
         const inside = gap < thresholds.timeWaitSeconds ? `inside the ${humanSeconds(thresholds.timeWaitSeconds)} TIME_WAIT` : `after ${humanSeconds(thresholds.timeWaitSeconds)}, longer than a Linux TIME_WAIT (a Windows server keeps 240 s, or the server kept other state)`;
-        parts.push(`Conversation #${a.convId} ${a.client} -> ${a.server} sent its SYN (frame ${a.synFrame}) ${humanSeconds(gap)} after conversation #${prev.id} on the same ports closed (${prev.closeKind ?? 'closed'}); ${holder}, so this is ${inside}.`);
+        parts.push(`Conversation #${a.convId} ${a.client} -> ${a.server} sent its SYN (frame ${a.synFrame}) ${gapText(gap)} after conversation #${prev.id} on the same ports closed (${prev.closeKind ?? 'closed'}); ${holder}, so this is ${inside}.`);
       } else if (prev !== null) {
         parts.push(`Conversation #${a.convId} ${a.client} -> ${a.server} sent its SYN (frame ${a.synFrame}) while conversation #${prev.id} on the same ports had not closed as far as the capture shows.`);
       } else {
@@ -209,10 +209,10 @@ export const timewaitCollision: DetectorSpec<Thresholds> = {
       }
       const retry = a.packets.find((p) => p.packet === 'SYN retransmission');
       const rst = a.packets.find((p) => p.packet === 'RST' && p.from === 'client');
-      parts.push(`The server answered with a bare ACK of the old sequence space (frame ${ackFrame}, ack ${a.staleAckValue}) instead of a SYN-ACK${rst ? `; the client reset it (frame ${rst.frame})` : ''}${retry ? ` and re-sent its SYN ${humanSeconds(retry.time - a.synTime)} after the first (frame ${retry.frame})` : ''}.`);
+      parts.push(`The server answered with a bare ACK of the old sequence space (frame ${ackFrame}, ack ${a.staleAckValue}) instead of a SYN-ACK${rst ? `; the client reset it (frame ${rst.frame})` : ''}${retry ? ` and re-sent its SYN ${gapText(retry.time - a.synTime)} after the first (frame ${retry.frame})` : ''}.`);
       if (a.staleAcks > 1) parts.push(`That happened ${a.staleAcks} times in this attempt.`);
       if (a.synAckTime >= 0) {
-        parts.push(`The SYN-ACK came at frame ${a.synAckFrame}: the collision delayed the connection by ${humanSeconds(a.lastSynBeforeAnswer - a.synTime)}.`);
+        parts.push(`The SYN-ACK came at frame ${a.synAckFrame}: the collision delayed the connection by ${gapText(a.lastSynBeforeAnswer - a.synTime)}.`);
       } else if (a.finalized) {
         parts.push(`No SYN-ACK ever came: the connection attempt failed${a.resetAtEnd ? ' with a reset' : ''}.`);
       }

@@ -1,6 +1,7 @@
 import { type Conversation, Side } from '../../flow/conversation.js';
 import { seqDiff } from '../../flow/seq.js';
 import { endpointSummary, hostPort } from '../../flow/summary.js';
+import { humanSeconds } from '../util.js';
 
 /**
  * What timewait-collision and port-reuse need to know about the conversation that used a 4-tuple
@@ -101,4 +102,9 @@ export function serverKey(conv: Conversation): string {
 
 export function clientText(conv: Conversation): string {
   return hostPort(endpointSummary(conv.client, conv.ipVersion));
+}
+
+/** humanSeconds, but sub-10 ms gaps keep their precision (`0.32 ms`): reuse gaps are often that short. */
+export function gapText(seconds: number): string {
+  return seconds < 0.01 ? `${Number((seconds * 1000).toFixed(2))} ms` : humanSeconds(seconds);
 }
