@@ -163,9 +163,10 @@ test('answered and unanswered probes, interval and time after data', () => {
   assert.equal(e.probes, 5);
   assert.equal(e.answeredProbes, 2);
   assert.equal(e.unansweredProbes, 3);
-  assert.ok(Math.abs((e.medianAfterDataSeconds as number) - 60) < 1e-6, 'first probe 60 s after the last data');
-  // Intervals 60.001, 60.001, 10, 10: median 35.0005; the period is what followed answered probes
-  // (and data): 60, 60.001, 60.001; the retry interval what followed unanswered ones: 10, 10.
+  // The last data is the server's answer at 1.001: the first probe comes 60.001 s later.
+  assert.ok(Math.abs((e.medianAfterDataSeconds as number) - 60.001) < 1e-6);
+  // Intervals 60.001, 60.001, 10, 10: median 35.0005; the period is what followed data or answered
+  // probes: 60.001 three times; the retry interval what followed unanswered ones: 10, 10.
   assert.ok(Math.abs((e.medianIntervalSeconds as number) - 35.0005) < 1e-6);
   assert.ok(Math.abs((e.periodSeconds as number) - 60.001) < 1e-6);
   assert.ok(Math.abs((e.retryIntervalSeconds as number) - 10) < 1e-6);
@@ -207,7 +208,8 @@ test('a probe period longer than the idle timeout seen in the same capture is ca
   const k = ofDetector(findings);
   assert.equal(k.length, 1);
   assert.deepEqual(k[0].evidence.idleTimeoutBracket, { low: 30, high: 100 });
-  assert.ok(Math.abs((k[0].evidence.periodSeconds as number) - 120) < 1e-6);
+  // B's last data is the server's answer at 31.501.
+  assert.ok(Math.abs((k[0].evidence.periodSeconds as number) - 120.001) < 1e-6);
   assert.ok(Math.abs((k[0].evidence.retryIntervalSeconds as number) - 10) < 1e-6);
   assert.equal(k[0].evidence.unansweredProbes, 3);
   assert.equal(k[0].evidence.intervalVsIdleTimeout, 'longer');

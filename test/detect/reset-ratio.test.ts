@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { analyzeFiles } from '../../src/core/analyze.js';
 import { TcpFlag } from '../../src/decode/packet.js';
 import { resetRatio } from '../../src/detect/detectors/reset-ratio.js';
 import type { Finding } from '../../src/detect/finding.js';
-import { CORPUS_DIR, corpusRows } from '../helpers/paths.js';
+import { CAPTURES_DIR, capture, CORPUS_DIR, corpusRows, facts } from '../helpers/paths.js';
 import { SyntheticCapture } from '../helpers/synthetic.js';
 
 const SERVER = '10.0.0.2:80';
@@ -138,6 +138,87 @@ test('reset-ratio: a TIME_WAIT collision that recovers is not a reset conversati
   assert.equal(f.evidence.resetConversations, 3);
   assert.equal(f.evidence.dominantClass, 'abortNoData');
   assert.deepEqual(Object.keys(f.evidence.classes as object), ['abortNoData']);
+});
+
+test('reset-ratio: a request crossing the server\'s FIN is afterFin even once the client closed too; a late segment after a clean close is unknownConnection', () => {
+  const cap = new SyntheticCapture([resetRatio]);
+  healthy(cap, 30, 30000, 0);
+  // Seen from the client: request, the server's FIN (not acknowledging it), the client's own FIN,
+  // then the server's RST answering the request.
+  for (let i = 0; i < 3; i++) {
+    const c = cap.flow(`10.0.0.1:${35000 + i}`, SERVER);
+    c.handshake(10 + i);
+    c.dataAcked(10 + i + 0.01, 'client', 100);
+    c.dataAcked(10 + i + 0.02, 'server', 400);
+    c.data(10 + i + 2, 'client', 100);
+    c.fin(10 + i + 2.0001, 'server', { ack: 100 });
+    c.fin(10 + i + 2.0002, 'client');
+    c.rst(10 + i + 2.0003, 'server', true);
+  }
+  // A clean close, every byte acknowledged, then a stray segment 5 s later gets an RST.
+  const late = cap.flow('10.0.0.1:36000', SERVER);
+  late.handshake(20);
+  late.dataAcked(20.01, 'client', 100);
+  late.close(20.02, 'client');
+  late.raw(25, 'client', TcpFlag.ACK, late.nextSeqOf('client'), late.nextSeqOf('server'));
+  late.raw(25.0002, 'server', TcpFlag.RST, late.nextSeqOf('server'), 0);
+  const [f] = ours(cap.finish());
+  const classes = f.evidence.classes as Record<string, { count: number; reasons: Record<string, number>; conversations: number[] }>;
+  assert.deepEqual(classes.afterFin.conversations, [31, 32, 33]);
+  assert.deepEqual(classes.unknownConnection.conversations, [34]);
+  assert.deepEqual(Object.keys(classes.unknownConnection.reasons), ['after both sides had closed with FIN']);
+});
+
+interface RaceFacts {
+  totals: { connections: number; reset_connections: number };
+  races: { client: string; rsts: { frame: number; ack_flag: boolean }[] }[];
+}
+
+/**
+ * keepalive-race.pcap is a failure capture of another kind, but its resets ARE out of proportion:
+ * 16 of its 63 connections (25 %) end with the server's RST, every one a request sent into a
+ * keep-alive connection nginx was closing. That is exactly what this detector should say about it
+ * (warning, class afterFin, sent by the server, every RST a bare [R]); keepalive-race gives the
+ * specific diagnosis. Expected numbers come from keepalive-race.facts.json (tshark): connections,
+ * reset_connections, and each race's client tuple and RST frames.
+ */
+const RACE = 'keepalive-race.pcap';
+test('reset-ratio on the lab keepalive-race capture: 25 % reset, all after the server\'s FIN', { skip: existsSync(capture(RACE)) ? false : 'capture not generated' }, async () => {
+  const f = facts<RaceFacts>('keepalive-race');
+  const { result } = await analyzeFiles([capture(RACE)]);
+  const [finding] = ours(result.findings);
+  assert.ok(finding);
+  assert.equal(finding.severity, 'warning');
+  assert.equal(finding.evidence.conversations, f.totals.connections);
+  assert.equal(finding.evidence.resetConversations, f.totals.reset_connections);
+  assert.equal(finding.evidence.share, Math.round((f.totals.reset_connections / f.totals.connections) * 1e6) / 1e6);
+  assert.deepEqual(finding.evidence.bySender, { client: 0, server: f.races.length });
+  assert.equal(finding.evidence.dominantClass, 'afterFin');
+  const classes = finding.evidence.classes as Record<string, { count: number; conversations: number[] }>;
+  assert.deepEqual(Object.keys(classes), ['afterFin']);
+  const tuples = classes.afterFin.conversations.map((id) => {
+    const conv = result.conversations.find((c) => c.id === id);
+    return `${conv?.client.ip}:${conv?.client.port}`;
+  });
+  assert.deepEqual(tuples.sort(), f.races.map((r) => r.client).sort());
+  const rsts = f.races.flatMap((r) => r.rsts);
+  assert.ok(rsts.every((r) => !r.ack_flag));
+  assert.deepEqual(finding.evidence.rstPackets, { client: {}, server: { '[R]': rsts.length } });
+});
+
+/**
+ * Every other lab capture stays below warning: healthy-mix, idle-keepalive-ok, conn-churn (304
+ * conversations, no RST), timewait-collision (its 4 client RSTs belong to attempts that then
+ * succeed: no conversation ends with them), and the captures with fewer than 20 conversations.
+ */
+const others = existsSync(CAPTURES_DIR)
+  ? readdirSync(CAPTURES_DIR).filter((n) => /\.pcap(ng)?$/.test(n) && n !== RACE)
+  : [];
+test('reset-ratio stays silent on the other lab captures', { skip: others.length === 0 ? 'no captures' : false }, async () => {
+  for (const name of others) {
+    const { result } = await analyzeFiles([join(CAPTURES_DIR, name)]);
+    assert.deepEqual(ours(result.findings).map((x) => x.id), [], name);
+  }
 });
 
 /**
