@@ -47,6 +47,13 @@ function parsePositiveInteger(value: string): number {
   return n;
 }
 
+function parseBufferSize(value: string): number {
+  const n = parsePositiveInteger(value);
+  // cap takes the size in bytes as a signed 32-bit integer.
+  if (n > 2047) throw new UsageError(`--buffer-size is in MiB, at most 2047, got ${value}`);
+  return n;
+}
+
 export function registerLive(program: Command, setCode: (code: number) => void): void {
   const command = program
     .command('live')
@@ -60,7 +67,7 @@ export function registerLive(program: Command, setCode: (code: number) => void):
     .option('--json', 'NDJSON events (start, finding, stats, warning), then the JSON report of analyze --json as the last line')
     .option('-w, --write <file>', 'also write every captured packet to this pcap file (for analyze, tshark)')
     .addOption(new Option('--time-precision <precision>', 'timestamp resolution of the -w file').choices(['micro', 'nano']).default('micro'))
-    .option('--buffer-size <MiB>', 'kernel capture buffer (libpcap -B); larger survives longer stalls', parsePositiveInteger, DEFAULT_BUFFER_MIB)
+    .option('--buffer-size <MiB>', 'kernel capture buffer (libpcap -B): larger survives longer stalls (max 2047)', parseBufferSize, DEFAULT_BUFFER_MIB)
     .option('--no-drop-privileges', 'keep root after opening the capture (default: become the sudo user, or nobody)')
     .addOption(new Option('--flows <which>', 'final report: conversations to list (as for analyze)').choices(['all', 'flagged', 'none', 'interesting']))
     .option('--limit <n>', 'final report: conversations listed when --flows is interesting', parseNonNegativeInteger, 20)

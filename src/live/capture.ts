@@ -33,8 +33,16 @@ export interface LiveOptions {
   tcpdumpCommand?: string;
 }
 
-/** Default kernel buffer: see docs/live.md and the comment in cli/live-command.ts. */
-export const DEFAULT_BUFFER_MIB = 64;
+/**
+ * Default kernel capture buffer (libpcap's ring), in MiB. cap opens with snaplen 65535 in immediate
+ * mode, so libpcap cuts the ring into fixed frames of 64-128 KiB whenever the interface does receive
+ * offloads (GRO: nearly every real NIC), and the ring holds only this / 64-128 KiB packets: 128 MiB
+ * is 1,000-2,000 packets, 10-20 ms of a 100,000 packets/s stream while the capture process is not
+ * scheduled. bench/live-flood.sh on a loaded 2-core machine lost 8-55% at 16 MiB, 1-8% at 64 MiB,
+ * under 1% at 128 MiB, none at 256 MiB (docs/live.md). The memory is the kernel's, for the
+ * duration of the capture; libpcap shrinks the ring if the kernel cannot allocate it all.
+ */
+export const DEFAULT_BUFFER_MIB = 128;
 /** Memory the cap capture process may fill with packets waiting for analysis before dropping. */
 export const MAX_QUEUE_BYTES = 256 * 2 ** 20;
 

@@ -8,7 +8,7 @@ import type { Finding } from '../../src/detect/finding.js';
 import { idleBracket } from '../../src/detect/idle-gaps.js';
 import { MIDDLEBOX_IDLE_TIMEOUTS } from '../../src/detect/knowledge.js';
 import { capture, CORPUS_DIR, corpusRows, facts } from '../helpers/paths.js';
-import { SyntheticCapture, type SyntheticFlow } from '../helpers/synthetic.js';
+import { SyntheticCapture, type SyntheticFlow, analyzeAtSnaplen, SNAPLEN_VARIANTS, snaplenLabel } from '../helpers/synthetic.js';
 
 /**
  * idle-timeout against the lab captures (idle-timeout-storm fails after the 5 s conntrack timeout;
@@ -47,9 +47,9 @@ interface StormFacts {
   };
 }
 
-test('idle-timeout-storm: a bracket around the 5 s conntrack timeout, from tshark\'s gaps', skipUnless('idle-timeout-storm.pcap'), async () => {
+for (const snaplen of SNAPLEN_VARIANTS) test(`idle-timeout-storm: a bracket around the 5 s conntrack timeout, from tshark's gaps${snaplenLabel(snaplen)}`, skipUnless('idle-timeout-storm.pcap'), async () => {
   const f = facts<StormFacts>('idle-timeout-storm');
-  const { result, errors } = await analyzeFiles([capture('idle-timeout-storm.pcap')]);
+  const { result, errors } = await analyzeAtSnaplen(capture('idle-timeout-storm.pcap'), snaplen);
   assert.deepEqual(errors, []);
   const findings = ofDetector(result.findings);
   assert.equal(findings.length, 1);

@@ -144,6 +144,30 @@ test('injected-rst: TTL alone is a warning; a SYN-ACK after a refused SYN that i
   assert.deepEqual(r.senderTtlBefore, { min: 62, max: 62, last: 62 });
 });
 
+test('injected-rst: a capture that starts mid-stream still judges the RST against the packets it has', () => {
+  const cap = new SyntheticCapture([injectedRst]);
+  // No handshake in the capture: the first packets are data in both directions.
+  const c = cap.flow('10.0.0.1:50000', '10.0.9.2:443');
+  c.ttl.server = 62;
+  c.ipId.client = 9000;
+  c.ipId.server = 2000;
+  for (let i = 0; i < 4; i++) {
+    c.data(i * 0.1, 'client', 200);
+    c.data(i * 0.1 + 0.01, 'server', 1400);
+  }
+  const rstFrame = cap.nextFrame;
+  c.raw(0.5, 'server', TcpFlag.RST, c.nextSeqOf('server'), 0, { ttl: 64, ipId: 0 });
+  c.data(0.6, 'server', 1400);
+  const [f] = ours(cap.finish());
+  assert.ok(f);
+  assert.equal(f.severity, 'critical');
+  const [r] = f.evidence.rsts as Record<string, any>[];
+  assert.equal(r.frame, rstFrame);
+  assert.deepEqual(r.senderTtlBefore, { min: 62, max: 62, last: 62 });
+  // ID 0 is what Linux puts in its own stateless RSTs: not held against it.
+  assert.deepEqual(r.reasons, ['ttl', 'continued']);
+});
+
 interface Pkt { frame: number; time: number; flags: string[]; seq: number; ack: number; ttl: number; ip_id: number }
 interface BlockedFacts {
   client: string;

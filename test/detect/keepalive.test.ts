@@ -8,7 +8,7 @@ import { keepalive } from '../../src/detect/detectors/keepalive.js';
 import type { Finding } from '../../src/detect/finding.js';
 import { MIDDLEBOX_IDLE_TIMEOUTS } from '../../src/detect/knowledge.js';
 import { capture, CORPUS_DIR, corpusRows, facts } from '../helpers/paths.js';
-import { SyntheticCapture, type SyntheticFlow } from '../helpers/synthetic.js';
+import { SyntheticCapture, type SyntheticFlow, analyzeAtSnaplen, SNAPLEN_VARIANTS, snaplenLabel } from '../helpers/synthetic.js';
 
 /**
  * keepalive against idle-keepalive-ok (expected values from its tshark facts), its comparison with
@@ -51,9 +51,9 @@ interface KeepaliveFacts {
   };
 }
 
-test('idle-keepalive-ok: the client\'s probes, as tshark measured them', skipUnless('idle-keepalive-ok.pcap'), async () => {
+for (const snaplen of SNAPLEN_VARIANTS) test(`idle-keepalive-ok: the client's probes, as tshark measured them${snaplenLabel(snaplen)}`, skipUnless('idle-keepalive-ok.pcap'), async () => {
   const f = facts<KeepaliveFacts>('idle-keepalive-ok');
-  const { result, errors } = await analyzeFiles([capture('idle-keepalive-ok.pcap')]);
+  const { result, errors } = await analyzeAtSnaplen(capture('idle-keepalive-ok.pcap'), snaplen);
   assert.deepEqual(errors, []);
   const findings = ofDetector(result.findings);
   assert.equal(findings.length, 1);

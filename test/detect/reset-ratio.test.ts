@@ -169,6 +169,23 @@ test('reset-ratio: a request crossing the server\'s FIN is afterFin even once th
   assert.deepEqual(Object.keys(classes.unknownConnection.reasons), ['after both sides had closed with FIN']);
 });
 
+test('reset-ratio: conversations the capture joined mid-stream are classified by what it saw', () => {
+  const cap = new SyntheticCapture([resetRatio]);
+  healthy(cap, 25, 30000, 0);
+  // No SYN in the capture: data both ways, then the client aborts. Not "refused", not "handshake".
+  for (let i = 0; i < 3; i++) {
+    const c = cap.flow(`10.0.0.1:${37000 + i}`, SERVER);
+    c.data(10 + i, 'client', 100);
+    c.data(10 + i + 0.01, 'server', 1400);
+    c.rst(10 + i + 0.02, 'client');
+  }
+  const [f] = ours(cap.finish());
+  assert.equal(f.evidence.conversations, 28);
+  assert.equal(f.evidence.dominantClass, 'abortAfterData');
+  assert.deepEqual(Object.keys(f.evidence.classes as object), ['abortAfterData']);
+  assert.deepEqual(f.evidence.bySender, { client: 3, server: 0 });
+});
+
 interface RaceFacts {
   totals: { connections: number; reset_connections: number };
   races: { client: string; rsts: { frame: number; ack_flag: boolean }[] }[];

@@ -6,7 +6,7 @@ import { analyzeFiles } from '../../src/core/analyze.js';
 import { retransmitStorm } from '../../src/detect/detectors/retransmit-storm.js';
 import type { Finding } from '../../src/detect/finding.js';
 import { capture, CORPUS_DIR, corpusRows, facts } from '../helpers/paths.js';
-import { SyntheticCapture } from '../helpers/synthetic.js';
+import { SyntheticCapture, analyzeAtSnaplen, SNAPLEN_VARIANTS, snaplenLabel } from '../helpers/synthetic.js';
 
 /**
  * retransmit-storm against the lab capture idle-timeout-storm (expected values from its facts, i.e.
@@ -46,9 +46,9 @@ interface StormFacts {
   reconnect: { client: string; syn: { frame: number }; after_original: number; after_last_retransmission: number };
 }
 
-test('idle-timeout-storm: the lost request\'s storm, as tshark measured it', skipUnless('idle-timeout-storm.pcap'), async () => {
+for (const snaplen of SNAPLEN_VARIANTS) test(`idle-timeout-storm: the lost request's storm, as tshark measured it${snaplenLabel(snaplen)}`, skipUnless('idle-timeout-storm.pcap'), async () => {
   const f = facts<StormFacts>('idle-timeout-storm');
-  const { result, errors } = await analyzeFiles([capture('idle-timeout-storm.pcap')]);
+  const { result, errors } = await analyzeAtSnaplen(capture('idle-timeout-storm.pcap'), snaplen);
   assert.deepEqual(errors, []);
   const findings = ofDetector(result.findings);
   assert.equal(findings.length, 1, 'one storm: the reconnect is clean');

@@ -6,7 +6,7 @@ import { analyzeFiles } from '../../src/core/analyze.js';
 import { synRetryPattern, synUnanswered } from '../../src/detect/detectors/syn-unanswered.js';
 import type { Finding } from '../../src/detect/finding.js';
 import { capture, CORPUS_DIR, corpusRows, facts } from '../helpers/paths.js';
-import { SyntheticCapture, type SyntheticFlow } from '../helpers/synthetic.js';
+import { SyntheticCapture, type SyntheticFlow, analyzeAtSnaplen, SNAPLEN_VARIANTS, snaplenLabel } from '../helpers/synthetic.js';
 
 /**
  * syn-unanswered on hand-built connection attempts; expected counts, frames and intervals are read
@@ -52,9 +52,9 @@ interface SynFacts {
   refused: { client: string; server: string };
 }
 
-test('syn-unanswered capture: filtered port, full accept queue, refused port (tshark facts)', skipUnless('syn-unanswered.pcap'), async () => {
+for (const snaplen of SNAPLEN_VARIANTS) test(`syn-unanswered capture: filtered port, full accept queue, refused port (tshark facts)${snaplenLabel(snaplen)}`, skipUnless('syn-unanswered.pcap'), async () => {
   const f = facts<SynFacts>('syn-unanswered');
-  const { result, errors } = await analyzeFiles([capture('syn-unanswered.pcap')]);
+  const { result, errors } = await analyzeAtSnaplen(capture('syn-unanswered.pcap'), snaplen);
   assert.deepEqual(errors, []);
   const findings = ofDetector(result.findings);
   const byServer = (server: string) => findings.filter((x) => x.evidence.server === server);

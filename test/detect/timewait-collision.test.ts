@@ -69,6 +69,7 @@ test('timewait-collision: Linux client RST + quick SYN retry after the server an
   assert.equal(a.conversation, 2);
   assert.equal(a.previousConversation, 1);
   assert.equal(a.client, CLIENT);
+  assert.ok(Math.abs(a.previousCloseTime - prev.closeTime) < 1e-6);
   assert.ok(Math.abs(a.gapSeconds - (6 - prev.closeTime)) < 1e-6);
   assert.equal(a.timeWaitHolder, 'server');
   assert.deepEqual(a.previousFinFrames, prev.finFrames);

@@ -6,7 +6,7 @@ import { analyzeFiles } from '../../src/core/analyze.js';
 import { zeroWindow } from '../../src/detect/detectors/zero-window.js';
 import type { Finding } from '../../src/detect/finding.js';
 import { capture, CORPUS_DIR, corpusRows, facts } from '../helpers/paths.js';
-import { SyntheticCapture, type SyntheticFlow } from '../helpers/synthetic.js';
+import { SyntheticCapture, type SyntheticFlow, analyzeAtSnaplen, SNAPLEN_VARIANTS, snaplenLabel } from '../helpers/synthetic.js';
 
 /**
  * zero-window on hand-built conversations. Every expected number is read off the script: the frame
@@ -45,9 +45,9 @@ interface ZeroWindowFacts {
   persist_probe_intervals: number[];
 }
 
-test('zero-window-stall: the receiver\'s stall, as tshark measured it', skipUnless('zero-window-stall.pcap'), async () => {
+for (const snaplen of SNAPLEN_VARIANTS) test(`zero-window-stall: the receiver's stall, as tshark measured it${snaplenLabel(snaplen)}`, skipUnless('zero-window-stall.pcap'), async () => {
   const f = facts<ZeroWindowFacts>('zero-window-stall');
-  const { result, errors } = await analyzeFiles([capture('zero-window-stall.pcap')]);
+  const { result, errors } = await analyzeAtSnaplen(capture('zero-window-stall.pcap'), snaplen);
   assert.deepEqual(errors, []);
   const findings = ofDetector(result.findings);
   assert.equal(findings.length, 1);

@@ -1,3 +1,7 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { analyzeFiles, type AnalyzeOutcome } from '../../src/core/analyze.js';
 import { DecodedPacket, TcpFlag } from '../../src/decode/packet.js';
 import type { DetectorSpec } from '../../src/detect/detector.js';
 import { DetectorEngine } from '../../src/detect/engine.js';
@@ -256,4 +260,62 @@ export class SyntheticCapture {
     this.engine.finish();
     return this.engine.results();
   }
+}
+
+/**
+ * A copy of a classic pcap file with every record cut to `snaplen` bytes, as `tcpdump -s snaplen`
+ * would have written it (original lengths kept), in a fresh temporary directory. Lets a test run a
+ * lab capture's assertions on its snaplen-truncated twin.
+ */
+export function snaplenCopy(path: string, snaplen: number): string {
+  const input = readFileSync(path);
+  const magicLe = input.readUInt32LE(0);
+  const le = magicLe === 0xa1b2c3d4 || magicLe === 0xa1b23c4d;
+  const magicBe = input.readUInt32BE(0);
+  if (!le && magicBe !== 0xa1b2c3d4 && magicBe !== 0xa1b23c4d) throw new Error(`${path}: not a classic pcap file`);
+  const u32 = (offset: number) => (le ? input.readUInt32LE(offset) : input.readUInt32BE(offset));
+  const chunks: Buffer[] = [];
+  const header = Buffer.from(input.subarray(0, 24));
+  if (le) header.writeUInt32LE(snaplen, 16);
+  else header.writeUInt32BE(snaplen, 16);
+  chunks.push(header);
+  let offset = 24;
+  while (offset + 16 <= input.length) {
+    const included = u32(offset + 8);
+    const kept = Math.min(included, snaplen);
+    const record = Buffer.from(input.subarray(offset, offset + 16 + kept));
+    if (le) record.writeUInt32LE(kept, 8);
+    else record.writeUInt32BE(kept, 8);
+    chunks.push(record);
+    offset += 16 + included;
+  }
+  const out = join(mkdtempSync(join(tmpdir(), 'connscope-snaplen-')), basename(path));
+  writeFileSync(out, Buffer.concat(chunks));
+  return out;
+}
+
+/** Runs `fn` on a snaplen-truncated copy of a pcap (see snaplenCopy), then removes the copy. */
+export async function withSnaplenCopy<T>(path: string, snaplen: number, fn: (copy: string) => Promise<T>): Promise<T> {
+  const copy = snaplenCopy(path, snaplen);
+  try {
+    return await fn(copy);
+  } finally {
+    rmSync(dirname(copy), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Snaplens a lab capture is checked at: 0 = as recorded; 80 = `tcpdump -s 80`, which keeps an
+ * Ethernet + IPv4 + TCP header with all its options (a SYN's is 74 bytes) and cuts the payload.
+ */
+export const SNAPLEN_VARIANTS = [0, 80];
+
+/** analyzeFiles on the capture itself (snaplen 0) or on a copy truncated to `snaplen`. */
+export function analyzeAtSnaplen(path: string, snaplen: number): Promise<AnalyzeOutcome> {
+  return snaplen > 0 ? withSnaplenCopy(path, snaplen, (copy) => analyzeFiles([copy])) : analyzeFiles([path]);
+}
+
+/** Test-name suffix for a snaplen variant. */
+export function snaplenLabel(snaplen: number): string {
+  return snaplen > 0 ? ` (snaplen ${snaplen})` : '';
 }
