@@ -1,3 +1,4 @@
+import { TcpFlag } from '../decode/packet.js';
 import { type Conversation, type Endpoint, Side } from '../flow/conversation.js';
 import { Note, type Segment } from '../flow/segment.js';
 import { seqGt } from '../flow/seq.js';
@@ -188,7 +189,7 @@ export class IdleGapBook {
     if (consumed || state.pending !== null) return;
     if (seg.idleBefore < this.minTestGap) return;
     if ((notes & (Note.NewData | Note.KeepAlive | Note.ZeroWindowProbe)) === 0 || (notes & Note.Reset) !== 0) return;
-    if ((seg.flags & 0x02) !== 0) return; // a SYN opens a conversation: there was no idle connection
+    if ((seg.flags & TcpFlag.SYN) !== 0) return; // a SYN opens a conversation: there was no idle connection
     if (conv.resetBy !== Side.None) return;
     // A conversation one side had started closing before the gap is not an idle connection.
     const sender = seg.fromClient ? conv.client : conv.server;

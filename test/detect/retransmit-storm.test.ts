@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { analyzeFiles } from '../../src/core/analyze.js';
-import { retransmitStorm } from '../../src/detect/detectors/retransmit-storm.js';
+import { projectLinuxGiveUp, retransmitStorm } from '../../src/detect/detectors/retransmit-storm.js';
 import type { Finding } from '../../src/detect/finding.js';
 import { capture, CORPUS_DIR, corpusRows, facts } from '../helpers/paths.js';
 import { SyntheticCapture, analyzeAtSnaplen, SNAPLEN_VARIANTS, snaplenLabel } from '../helpers/synthetic.js';
@@ -93,6 +93,49 @@ for (const snaplen of SNAPLEN_VARIANTS) test(`idle-timeout-storm: the lost reque
   assert.doesNotMatch(storm.explanation, /that is how long the application waits/, 'no 15-minute claim: it gave up');
 });
 
+interface BlackholeBackFacts {
+  proxy: string;
+  backend: string;
+  backend_acked_up_to_seq: number;
+  backend_heard_after_break: boolean;
+  unacked_originals: { frame: number; time: number; seq: number }[];
+  retransmissions: { frame: number; time: number; seq: number }[];
+  retransmission_intervals: number[];
+  proxy_abort: { frame: number; time: number };
+}
+
+for (const snaplen of SNAPLEN_VARIANTS) test(`lb-blackhole-back: a flight's head re-sent after a tail-loss probe, until the proxy resets${snaplenLabel(snaplen)}`, skipUnless('lb-blackhole-back.pcap'), async () => {
+  const f = facts<BlackholeBackFacts>('lb-blackhole-back');
+  const { result } = await analyzeAtSnaplen(capture('lb-blackhole-back.pcap'), snaplen);
+  const findings = ofDetector(result.findings);
+  assert.equal(findings.length, 1);
+  const storm = findings[0];
+  assert.deepEqual(storm.client, endpoint(f.proxy));
+  assert.deepEqual(storm.server, endpoint(f.backend));
+  // Never heard from the backend again: critical although fewer than 5 re-sends.
+  assert.equal(f.backend_heard_after_break, false);
+  assert.equal(storm.evidence.peerHeardAfter, false);
+  assert.equal(storm.severity, 'critical');
+  // The stalled data is the first byte the backend never acknowledged; its original is the first of
+  // three segments sent after the break, not the last one.
+  const head = f.unacked_originals.find((o) => o.seq === f.backend_acked_up_to_seq);
+  assert.ok(head);
+  assert.equal(storm.evidence.seq, head.seq);
+  assert.equal(storm.evidence.originalFrame, head.frame);
+  const own = f.retransmissions.filter((r) => r.seq === head.seq);
+  assert.deepEqual(storm.evidence.frames, own.map((r) => r.frame));
+  // The first retransmission in the capture re-sends the last segment (a tail-loss probe); the RTO
+  // runs from it, as tshark's interval list shows.
+  const probe = f.retransmissions[0];
+  assert.notEqual(probe.seq, head.seq);
+  assert.equal(storm.evidence.tailLossProbe, true);
+  assert.ok(Math.abs((storm.evidence.initialRtoSeconds as number) - f.retransmission_intervals[0]) < EPS);
+  // HAProxy gave up with an RST: that is when the application saw the failure.
+  assert.equal(storm.evidence.senderGaveUp, true);
+  assert.ok(Math.abs((storm.evidence.gaveUpAfterSeconds as number) - (f.proxy_abort.time - head.time)) < EPS);
+  assert.match(storm.explanation, new RegExp(`frame ${f.proxy_abort.frame}`));
+});
+
 for (const name of ['healthy-mix', 'idle-keepalive-ok', 'zero-window-stall', 'syn-unanswered', 'timewait-collision', 'conn-churn']) {
   test(`negative control ${name}: no retransmission storm`, skipUnless(`${name}.pcap`), async () => {
     const { result } = await analyzeFiles([capture(`${name}.pcap`)]);
@@ -117,6 +160,15 @@ for (const row of rows) {
 }
 
 // ---- hand-built edge cases ------------------------------------------------------------------------
+
+test('projected give-up: the documented 924.6 s from a 200 ms RTO, first firing past it otherwise', () => {
+  // RTO 0.2 s doubling (retransmissions at 0.2, 0.6, 1.4 s): Linux's budget is exactly 0.2 * (2^10 - 1)
+  // + 6 * 120 = 924.6 s, reached at the 16th firing.
+  assert.ok(Math.abs(projectLinuxGiveUp(0, 1.4, 0.8) - 924.6) < 1e-6);
+  // An RTO of 1 s: firings at 1, 3, 7, 15, 31, 63, 127 (then +120 each): 247, ..., 847, 967 >= 924.6.
+  assert.ok(Math.abs(projectLinuxGiveUp(0, 7, 4) - 967) < 1e-6);
+  assert.ok(Number.isNaN(projectLinuxGiveUp(0, 1, 0)));
+});
 
 const CLIENT = '10.0.0.1:40000';
 const SERVER = '10.0.0.2:6379';
@@ -216,7 +268,7 @@ test('a capture ending mid-storm: reported live, same id at the end, give-up unk
   assert.equal(final.length, 1);
   assert.equal(final[0].id, early[0].id);
   assert.equal(final[0].evidence.senderGaveUp, null, 'the capture ended before the next retransmission was due');
-  assert.match(final[0].explanation, /Linux gives up/);
+  assert.match(final[0].explanation, /gives up at the first retransmission timer/);
 });
 
 test('silence long past the next due retransmission while the capture goes on: the sender gave up', () => {

@@ -1,3 +1,4 @@
+import { TcpFlag } from '../../decode/packet.js';
 import type { Conversation } from '../../flow/conversation.js';
 import { Note, type Segment } from '../../flow/segment.js';
 import { seqGt } from '../../flow/seq.js';
@@ -14,6 +15,28 @@ type Thresholds = {
 
 /** Retransmission times kept per storm: Linux gives up after tcp_retries2 + a tail-loss probe. */
 const MAX_TIMES = 64;
+/** Linux's floor on the retransmission timeout (TCP_RTO_MIN), the base of its give-up budget. */
+const LINUX_RTO_MIN_SECONDS = 0.2;
+
+/**
+ * When Linux gives up on unacknowledged data, in seconds from the original send. The budget is
+ * time, not a count: retransmits_timed_out() compares the time since the original send with
+ * tcp_model_timeout(tcp_retries2, TCP_RTO_MIN), 924.6 s for tcp_retries2 = 15, whatever the actual
+ * RTO; the check runs when the retransmission timer fires. So: continue the backoff seen (last
+ * interval doubling, capped at TCP_RTO_MAX) from the last retransmission until a firing is past the
+ * budget.
+ */
+export function projectLinuxGiveUp(start: number, last: number, lastInterval: number): number {
+  if (!(lastInterval > 0)) return NaN;
+  const budget = linuxGiveUpSeconds(LINUX_RTO_MIN_SECONDS, LINUX_TCP_RETRIES2);
+  let time = last;
+  let rto = lastInterval;
+  for (let i = 0; i < 64 && time - start < budget; i++) {
+    rto = Math.min(rto * 2, LINUX_RTO_MAX_SECONDS);
+    time += rto;
+  }
+  return time - start;
+}
 
 /** One direction's unacknowledged-data stall, from its original send to ACK progress or the end. */
 class Storm {
@@ -33,6 +56,11 @@ class Storm {
   lastTime = -1;
   /** Reported at least once: it stays a finding (updated) whatever comes next. */
   shown = false;
+  /**
+   * A retransmission of another (later) segment between the original and this storm's first
+   * re-send: the tail-loss probe, which re-sends the last segment of the flight.
+   */
+  probeTime = -1;
   recoveredTime = -1;
   fin = false;
   /** A new connection between the same client and server after the last retransmission so far. */
@@ -62,6 +90,18 @@ class State {
   readonly lastNewFrame = [0, 0];
   readonly lastNewIdle = [0, 0];
   readonly lastNewUncertain = [false, false];
+  /**
+   * Per direction, the new-data segment that started at the peer's acknowledgement point: the head
+   * of the flight in the air. An RTO re-sends the oldest unacknowledged data, which is this segment
+   * when a flight of several went out (the last new segment is then another one).
+   */
+  readonly headSeq = [0, 0];
+  readonly headTime = [-1, -1];
+  readonly headFrame = [0, 0];
+  readonly headIdle = [0, 0];
+  readonly headUncertain = [false, false];
+  /** Time of the last retransmission per direction, whatever its sequence number. */
+  readonly lastRetransmitTime = [-1, -1];
   /**
    * Storms already reported and over, per direction, so a later storm in the same direction gets
    * its own key. Per direction: a shared count let one direction's finished storm move the key of
@@ -99,11 +139,11 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
     idleBeforeSeconds: 'silence in both directions before the original transmission',
     peerHeardAfter: 'whether the peer sent anything after the first retransmission',
     coveredSeconds: 'from the original transmission to the last retransmission seen',
-    initialRtoSeconds: 'the first RTO interval observed (after any tail-loss probe); null when the original send is not in the capture',
-    tailLossProbe: 'whether the first re-send was a tail-loss probe (its interval does not fit the RTO doubling)',
-    projectedGiveUpSeconds: 'when Linux with tcp_retries2 = 15 would give up, from the original send',
-    senderGaveUp: 'true when the next retransmission was due well before the capture ended and never came (the kernel gave up or the socket closed); null when not known',
-    gaveUpAfterSeconds: 'from the original send to the reconnect, or else to when the next retransmission was due: about when the application saw the error',
+    initialRtoSeconds: 'the first RTO interval observed (from the tail-loss probe when there was one); null when the original send is not in the capture',
+    tailLossProbe: 'whether a tail-loss probe came first: a re-send of another segment of the flight, or a first interval that does not fit the RTO doubling',
+    projectedGiveUpSeconds: 'when Linux with tcp_retries2 = 15 would give up, from the original send: the first timer firing, continuing the backoff seen, past its 924.6 s budget',
+    senderGaveUp: 'true when the sender reset the connection after the storm, reconnected to the server, or sent no retransmission when the next was due well before the capture ended; null when not known',
+    gaveUpAfterSeconds: 'from the original send to that RST, reconnect, or due retransmission: about when the application saw the error',
     reconnect: 'the next connection from the same client address to the same server after the last retransmission: conversation, frame, seconds after the first send and after the last retransmission',
     recovered: 'whether the peer finally acknowledged the data',
   },
@@ -157,11 +197,14 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
       // the doubling of the rest: its ratio to the next is far from the later ratios (about 1 when the
       // probe waited ~200 ms, much more on a fast path with several segments out). Skip it so the RTO
       // backoff is what is measured.
+      // When the probe re-sent another segment (the last of a flight), the first interval holds the
+      // probe's wait and the first RTO: skip it too, and the RTO runs from the probe.
       const later = ratios.length >= 2 ? median(ratios.slice(1)) : NaN;
       const anchored = storm.originalTime >= 0 && !storm.originalUncertain;
-      const tailLossProbe = anchored && intervals.length > 2 && later >= thresholds.minBackoff &&
-        Math.abs(Math.log(ratios[0] / later)) > Math.log(1.5);
-      const backoff = median(tailLossProbe ? ratios.slice(1) : ratios);
+      const probeElsewhere = anchored && storm.probeTime >= 0;
+      const tailLossProbe = probeElsewhere || (anchored && intervals.length > 2 && later >= thresholds.minBackoff &&
+        Math.abs(Math.log(ratios[0] / later)) > Math.log(1.5));
+      const backoff = median(tailLossProbe && ratios.length > 1 ? ratios.slice(1) : ratios);
       // A storm is re-sends with backoff. Copies of a segment a few ms apart (a capture on a mirror
       // port or on several interfaces, duplicates) or re-sends at a steady pace are not: with two
       // intervals or more, the backoff must be measurable and at least minBackoff.
@@ -175,21 +218,27 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
         else list.push(entry);
       }
       // Without the original send the first interval seen is already a backed-off RTO of unknown rank.
-      const initialRto = !anchored ? NaN : tailLossProbe ? intervals[1] : intervals[0];
+      const initialRto = !anchored ? NaN : probeElsewhere ? storm.times[0] - storm.probeTime : tailLossProbe ? intervals[1] : intervals[0];
       const recovered = storm.recoveredTime >= 0;
       const start = sendTimes[0];
       const last = storm.lastTime;
-      const giveUp = Number.isFinite(initialRto) ? linuxGiveUpSeconds(initialRto) : NaN;
       // The next retransmission was due one doubled interval after the last; past 1.5 times that with
       // the conversation silent, the sender stopped: its kernel gave up (or the socket was closed).
       const lastInterval = intervals.length > 0 ? intervals[intervals.length - 1] : NaN;
+      const giveUp = anchored ? projectLinuxGiveUp(start, last, lastInterval) : NaN;
       const nextDue = last + Math.min(2 * lastInterval, LINUX_RTO_MAX_SECONDS);
       const silentSince = conv.end <= last;
       // A new connection from the same client to the same server after the last retransmission, with
       // this one silent since: the application got an error (or gave up) and reconnected.
       const reconnected = storm.reconnectTime >= last && silentSince;
-      const gaveUp = recovered || !silentSince ? null
-        : reconnected || (end >= 0 && Number.isFinite(lastInterval) && end >= last + 1.5 * (nextDue - last)) ? true : null;
+      // Or the sender reset the connection after the storm: its application (a proxy's server
+      // timeout, a client's request timeout) gave up before the kernel did.
+      const resetBySender = !recovered && sender.rstTime > last;
+      const gaveUp = recovered ? null
+        : resetBySender ? true
+          : !silentSince ? null
+            : reconnected || (end >= 0 && Number.isFinite(lastInterval) && end >= last + 1.5 * (nextDue - last)) ? true : null;
+      const gaveUpAt = resetBySender ? sender.rstTime : reconnected ? storm.reconnectTime : nextDue;
       const idleLong = anchored && storm.idleBefore >= thresholds.longIdleSeconds;
       const who = direction === 0 ? 'client' : 'server';
       const what = storm.fin ? 'its FIN' : 'the same unacknowledged data';
@@ -200,12 +249,14 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
           ? `until the peer finally acknowledged it after ${humanSeconds(storm.recoveredTime - start)}.`
           : `and ${peerHeardAfter ? 'the peer sent nothing that acknowledged it' : 'never heard from the peer again'}.`,
       ];
-      if (reconnected) {
+      if (resetBySender) {
+        parts.push(`Then the ${who} reset the connection (frame ${sender.rstFrame}) ${humanSeconds(sender.rstTime - start)} after the first send: its application gave up first (a timeout of its own, e.g. a proxy's server timeout), long before the kernel would have.`);
+      } else if (reconnected) {
         parts.push(`Then the retransmissions stopped and the client opened a new connection to the same server (conversation ${storm.reconnectConversation}, frame ${storm.reconnectFrame}) ${humanSeconds(storm.reconnectTime - last)} after the last one, ${humanSeconds(storm.reconnectTime - start)} after the first send: the application got an error and reconnected. Its kernel gave up much sooner than the default tcp_retries2 = ${LINUX_TCP_RETRIES2} would (a lowered net.ipv4.tcp_retries2, TCP_USER_TIMEOUT), or the application timed out itself.`);
       } else if (gaveUp === true) {
         parts.push(`The sender then stopped: no retransmission came when the next one was due ${humanSeconds(nextDue - last)} later, though the capture went on for ${humanSeconds(end - last)}. Its kernel gave up about ${humanSeconds(nextDue - start)} after the first send, far sooner than the default tcp_retries2 = ${LINUX_TCP_RETRIES2} would (a lowered net.ipv4.tcp_retries2 or TCP_USER_TIMEOUT), or the application closed the socket.`);
       } else if (!recovered && Number.isFinite(giveUp)) {
-        parts.push(`With the initial RTO of ${humanSeconds(initialRto)} seen here and tcp_retries2 = ${LINUX_TCP_RETRIES2}, Linux gives up ${humanSeconds(giveUp)} after the first send: that is how long the application waits.`);
+        parts.push(`Linux with tcp_retries2 = ${LINUX_TCP_RETRIES2} gives up at the first retransmission timer ${humanSeconds(linuxGiveUpSeconds(LINUX_RTO_MIN_SECONDS))} or more after the first send: continuing the backoff seen here, ${humanSeconds(giveUp)} after it. That is how long the application waits.`);
       } else if (!recovered && !anchored) {
         parts.push('The original send is not in the capture (it started mid-storm), so the RTO backoff cannot be anchored to project when Linux gives up.');
       }
@@ -240,7 +291,7 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
           tailLossProbe,
           projectedGiveUpSeconds: Number.isFinite(giveUp) ? round(giveUp) : null,
           senderGaveUp: gaveUp,
-          gaveUpAfterSeconds: gaveUp === true ? round((reconnected ? storm.reconnectTime : nextDue) - start) : null,
+          gaveUpAfterSeconds: gaveUp === true ? round(gaveUpAt - start) : null,
           reconnect: storm.reconnectTime >= 0
             ? {
               conversation: storm.reconnectConversation,
@@ -306,16 +357,26 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
           endStorm(conv, state, other);
         }
         if ((seg.notes & Note.NewData) !== 0) {
-          if (watched.size > 0 && seg.fromClient && (seg.flags & 0x12) === 0x02) onNewConnection(conv, seg);
+          if (watched.size > 0 && seg.fromClient && (seg.flags & (TcpFlag.SYN | TcpFlag.ACK)) === TcpFlag.SYN) onNewConnection(conv, seg);
           state.lastNewSeq[direction] = seg.seq;
           state.lastNewTime[direction] = seg.time;
           state.lastNewFrame[direction] = seg.frame;
           state.lastNewIdle[direction] = seg.idleBefore;
           const sender = seg.fromClient ? conv.client : conv.server;
+          const peer = seg.fromClient ? conv.server : conv.client;
           state.lastNewUncertain[direction] = conv.midstream && sender.packets === 1;
+          if (!peer.ackKnown || peer.lastAck === seg.seq) {
+            state.headSeq[direction] = seg.seq;
+            state.headTime[direction] = seg.time;
+            state.headFrame[direction] = seg.frame;
+            state.headIdle[direction] = seg.idleBefore;
+            state.headUncertain[direction] = state.lastNewUncertain[direction];
+          }
           return;
         }
         if ((seg.notes & Note.Retransmission) === 0 || (seg.notes & Note.SynRetransmission) !== 0) return;
+        const previousRetransmit = state.lastRetransmitTime[direction];
+        state.lastRetransmitTime[direction] = seg.time;
         let storm = state.storms[direction];
         if (storm !== null && storm.seq !== seg.seq) {
           endStorm(conv, state, direction);
@@ -330,7 +391,15 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
             storm.originalFrame = state.lastNewFrame[direction];
             storm.idleBefore = state.lastNewIdle[direction];
             storm.originalUncertain = state.lastNewUncertain[direction];
+          } else if (state.headTime[direction] >= 0 && state.headSeq[direction] === seg.seq) {
+            // The first segment of a flight, re-sent after the rest of the flight went out.
+            storm.originalTime = state.headTime[direction];
+            storm.originalFrame = state.headFrame[direction];
+            storm.idleBefore = state.headIdle[direction];
+            storm.originalUncertain = state.headUncertain[direction];
           }
+          // Another segment re-sent since the original: the tail-loss probe of this flight.
+          if (storm.originalTime >= 0 && previousRetransmit > storm.originalTime) storm.probeTime = previousRetransmit;
           state.storms[direction] = storm;
         }
         storm.count++;
