@@ -166,7 +166,7 @@ async function runLive(filterWords: string[], options: LiveCliOptions): Promise<
   const drops = stats.kernelDrops !== null ? `kernel drops ${formatCount(stats.kernelDrops)} (tcpdump)` : 'kernel drops not counted (cap)';
   const queue = (stats.queueDrops ?? 0) > 0 ? `, ${formatCount(stats.queueDrops ?? 0)} dropped by connscope (analysis behind)` : '';
   process.stderr.write(
-    `connscope: ${formatCount(stats.packets)} packets (${formatBytes(stats.bytes)}) captured on ${iface} in ${formatDuration(stats.elapsedSeconds)} ` +
+    `connscope: ${formatCount(stats.packets)} packet${stats.packets === 1 ? '' : 's'} (${formatBytes(stats.bytes)}) captured on ${iface} in ${formatDuration(stats.elapsedSeconds)} ` +
       `(ended by ${endReason}); ` +
       `TCP segments not captured ${formatCount(stats.segmentsNotCaptured)}; ${drops}${queue}` +
       (stats.written !== null ? `; ${formatCount(stats.written)} written to ${options.write}` : '') + '\n',

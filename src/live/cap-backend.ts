@@ -44,6 +44,8 @@ export class CapBackend implements LiveBackend {
       // Its own process group: Ctrl-C reaches only connscope, which then stops the capture in order.
       detached: true,
       serialization: 'json',
+      // Not the analysing process's flags (--inspect would collide on its port).
+      execArgv: [],
     });
     this.child = child;
     this.closed = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));

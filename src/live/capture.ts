@@ -35,12 +35,12 @@ export interface LiveOptions {
 
 /**
  * Default kernel capture buffer (libpcap's ring), in MiB. cap opens with snaplen 65535 in immediate
- * mode, so libpcap cuts the ring into fixed frames of 64-128 KiB whenever the interface does receive
- * offloads (GRO: nearly every real NIC), and the ring holds only this / 64-128 KiB packets: 128 MiB
- * is 1,000-2,000 packets, 10-20 ms of a 100,000 packets/s stream while the capture process is not
- * scheduled. bench/live-flood.sh on a loaded 2-core machine lost 8-55% at 16 MiB, 1-8% at 64 MiB,
- * under 1% at 128 MiB, none at 256 MiB (docs/live.md). The memory is the kernel's, for the
- * duration of the capture; libpcap shrinks the ring if the kernel cannot allocate it all.
+ * mode, so libpcap cuts the ring into fixed frames of 64-128 KiB whenever the interface has
+ * segmentation or receive offloads (TSO/GSO/GRO: nearly every real NIC), and the ring holds only
+ * this / 64-128 KiB packets: 128 MiB is 1,000-2,000 packets, 10-20 ms of a 100,000 packets/s stream
+ * while the capture process is not scheduled. bench/live-flood.sh on a loaded 2-core machine lost
+ * 28-52% at 16 MiB, 0.1-2% at 64 MiB, 0-0.5% at 128 MiB (figures in docs/live.md). The memory is
+ * the kernel's, for the duration of the capture; libpcap shrinks the ring if it cannot have it all.
  */
 export const DEFAULT_BUFFER_MIB = 128;
 /** Memory the cap capture process may fill with packets waiting for analysis before dropping. */
@@ -119,6 +119,7 @@ export class LiveCapture {
   private lastTick = { time: 0, packets: 0, bytes: 0 };
   private linkType: number | null = null;
   private downWarning: string | null = null;
+  private watchInterface = false;
 
   constructor(
     private readonly options: LiveOptions,
@@ -174,6 +175,9 @@ export class LiveCapture {
     }
     if (fd !== null && options.writePath !== null) this.writer = new PcapFileWriter(fd, options.writePath, options.nanosecond);
     if (backend instanceof CapBackend) this.linkType = backend.linkType;
+    // Watch the interface only if the kernel's view of it is ours: entered into a network namespace
+    // without its /sys (nsenter --net), /sys/class/net shows another namespace's interfaces.
+    this.watchInterface = interfaceState(options.iface) === 'up';
     this.startedAt = Date.now() / 1000;
     this.lastTick = { time: this.startedAt, packets: 0, bytes: 0 };
     this.listener.started({
@@ -206,8 +210,11 @@ export class LiveCapture {
     const end = await backend.finish();
     const warnings = [...end.warnings];
     if (end.unexpected !== null && this.endReason === null) {
-      const state = interfaceState(options.iface);
-      if (state === 'down' || state === 'gone' || /interface (went down|disappeared)|not up|No such device/i.test(end.unexpected)) {
+      const state = this.watchInterface ? interfaceState(options.iface) : 'unknown';
+      // cap's assertion on a poll error is how its process dies when the interface went away, even
+      // when the interface is back up by the time we look.
+      const sign = /interface (went down|disappeared)|not up|No such device|cb_packets.*status == 0/i;
+      if (state === 'down' || state === 'gone' || sign.test(end.unexpected)) {
         this.interfaceDown(state === 'gone');
       } else {
         errors.push(`capture on ${options.iface} ended unexpectedly: ${end.unexpected}`);
@@ -267,8 +274,10 @@ export class LiveCapture {
   private tick(): void {
     const now = Date.now() / 1000;
     // tcpdump keeps waiting on a downed interface, and cap's process dies a moment later: look.
-    const state = interfaceState(this.options.iface);
-    if (state === 'down' || state === 'gone') this.interfaceDown(state === 'gone');
+    if (this.watchInterface) {
+      const state = interfaceState(this.options.iface);
+      if (state === 'down' || state === 'gone') this.interfaceDown(state === 'gone');
+    }
     this.writer?.flush();
     const stats = this.snapshot(now);
     this.lastTick = { time: now, packets: this.packets, bytes: this.bytes };

@@ -52,7 +52,8 @@ export class NetnsPair {
       run(['ip', '-n', ns, 'link', 'set', ifc, 'up']);
     }
     // The blackholed client gives up after a few seconds instead of 15 minutes.
-    run(['ip', 'netns', 'exec', this.client, 'sysctl', '-qw', 'net.ipv4.tcp_retries2=3']);
+    // (/proc/sys/net is the namespace's own; no sysctl binary needed.)
+    run(['ip', 'netns', 'exec', this.client, 'sh', '-c', 'echo 3 > /proc/sys/net/ipv4/tcp_retries2']);
   }
 
   /** Runs a command in a namespace in the background; killed at teardown. */
