@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { type Command, Option } from 'commander';
-import { analyzeFiles } from '../core/analyze.js';
+import { analyzeFilesParallel, defaultJobs } from '../core/parallel.js';
 import { applyBaseline, baselineFor, parseBaseline } from '../core/baseline.js';
 import type { AnalysisResult } from '../core/session.js';
 import type { Severity } from '../detect/finding.js';
@@ -35,6 +35,7 @@ interface AnalyzeCliOptions extends PolicyCliOptions {
   maxConversations?: number;
   baseline?: string;
   writeBaseline?: string;
+  jobs?: number;
 }
 
 function collect<T>(parse: (value: string) => T) {
@@ -57,10 +58,18 @@ export function registerAnalyze(program: Command, setCode: (code: number) => voi
     .option('--merge', 'the files are one capture split in parts (tcpdump -C/-G): track conversations across them')
     .option('--max-conversations <n>', 'conversations tracked at once before the most idle are evicted', parseNonNegativeInteger)
     .option('--baseline <file>', 'findings listed in this file are reported but do not count for --fail-on')
-    .option('--write-baseline <file>', 'write the current findings as a baseline file');
+    .option('--write-baseline <file>', 'write the current findings as a baseline file')
+    .option('--jobs <n>', 'separate captures analysed at once on worker threads (default: one per CPU; 1: one after another)',
+      parsePositiveJobs);
   addPolicyOptions(command).action(async (paths: string[], options: AnalyzeCliOptions) => {
     setCode(await runAnalyze(paths, options));
   });
+}
+
+function parsePositiveJobs(value: string): number {
+  const n = parseNonNegativeInteger(value);
+  if (n < 1) throw new UsageError(`--jobs: expected 1 or more, got "${value}"`);
+  return n;
 }
 
 function readBaseline(path: string) {
@@ -90,13 +99,13 @@ async function runAnalyze(paths: string[], options: AnalyzeCliOptions): Promise<
   const policy = policyFromOptions(options);
   const baseline = options.baseline !== undefined ? readBaseline(options.baseline) : null;
   const progress = new ProgressBar();
-  const { result, errors } = await analyzeFiles(paths, {
+  const { result, errors } = await analyzeFilesParallel(paths, {
     policy,
     merge: options.merge === true,
     filter: { hosts: options.host, ports: options.port },
     tracker: options.maxConversations !== undefined ? { maxConversations: options.maxConversations } : {},
     onProgress: (path, read, total) => progress.update(path, read, total),
-  });
+  }, options.jobs ?? defaultJobs());
   progress.clear();
   if (baseline !== null && options.baseline !== undefined) {
     const outcome = applyBaseline(result.findings, baseline);

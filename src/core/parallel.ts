@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { analyzeFiles, type AnalyzeOptions, type AnalyzeOutcome, combineResults } from './analyze.js';
-import type { AnalysisResult } from './session.js';
+import { type AnalysisResult, AnalysisSession } from './session.js';
 
 /**
  * Separate captures analysed on several cores: one worker thread per job, each taking the next
@@ -47,6 +47,8 @@ export async function analyzeFilesParallel(
   jobs: number = defaultJobs(),
 ): Promise<AnalyzeOutcome> {
   if (!canRunInParallel(paths, options, jobs)) return analyzeFiles(paths, options);
+  // Bad options (filter, policy) fail here, as the same typed errors the sequential path throws.
+  new AnalysisSession(options);
   const workerOptions: WorkerOptions = {
     policy: options.policy,
     filter: options.filter,

@@ -35,3 +35,13 @@ export function humanSeconds(seconds: number): string {
 
 /** Evidence numbers are rounded to the microsecond: the capture holds no more precision. */
 export const round = roundMicros;
+
+/** A detector's per-conversation state in its scratch slot, created on first use. */
+export function scratchState<S>(conv: Conversation, slot: number, create: new () => S): S {
+  let state = conv.scratch[slot] as S | undefined;
+  if (state === undefined) {
+    state = new create();
+    conv.scratch[slot] = state;
+  }
+  return state;
+}

@@ -2,7 +2,7 @@ import type { Conversation } from '../../flow/conversation.js';
 import { Note, type Segment } from '../../flow/segment.js';
 import { seqDiff } from '../../flow/seq.js';
 import type { DetectorSpec } from '../detector.js';
-import { endpointsOf, humanSeconds, median, round, tupleText } from '../util.js';
+import { endpointsOf, humanSeconds, median, round, scratchState, tupleText } from '../util.js';
 
 type Thresholds = {
   minExchanges: number;
@@ -106,14 +106,7 @@ export const blackhole: DetectorSpec<Thresholds> = {
     'Capture on the proxy\'s backend leg too: a retransmission storm there (connscope retransmit-storm) confirms the backend is gone.',
   ],
   create({ thresholds, slot, report }) {
-    const stateOf = (conv: Conversation): State => {
-      let state = conv.scratch[slot] as State | undefined;
-      if (state === undefined) {
-        state = new State();
-        conv.scratch[slot] = state;
-      }
-      return state;
-    };
+    const stateOf = (conv: Conversation): State => scratchState(conv, slot, State);
 
     const thresholdFor = (state: State): number =>
       Math.max(thresholds.responseFactor * median(state.responseTimes), 2 * state.maxResponse, thresholds.minSilenceSeconds);

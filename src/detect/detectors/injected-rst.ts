@@ -3,7 +3,7 @@ import type { Conversation } from '../../flow/conversation.js';
 import { Note, type Segment } from '../../flow/segment.js';
 import type { DetectorSpec } from '../detector.js';
 import type { Severity } from '../finding.js';
-import { endpointsOf, humanSeconds, round, tupleText } from '../util.js';
+import { endpointsOf, humanSeconds, round, scratchState, tupleText } from '../util.js';
 
 type Thresholds = {
   ttlTolerance: number;
@@ -153,14 +153,7 @@ export const injectedRst: DetectorSpec<Thresholds> = {
     'If it is a security device, check its logs at the RST times for the signature or policy that fired; if it is a balancer or NAT, compare its idle/session timeouts with the connection\'s idle time.',
   ],
   create({ thresholds, slot, report }) {
-    const stateOf = (conv: Conversation): State => {
-      let state = conv.scratch[slot] as State | undefined;
-      if (state === undefined) {
-        state = new State();
-        conv.scratch[slot] = state;
-      }
-      return state;
-    };
+    const stateOf = (conv: Conversation): State => scratchState(conv, slot, State);
 
     const judge = (r: RstRecord, final: boolean): Verdict => {
       const tol = thresholds.ttlTolerance;

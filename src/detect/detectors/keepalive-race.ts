@@ -4,7 +4,7 @@ import { hostPort } from '../../flow/summary.js';
 import type { DetectorSpec } from '../detector.js';
 import type { EndpointRef } from '../finding.js';
 import { idleTimeoutsBetween } from '../knowledge.js';
-import { endpointsOf, humanSeconds, median, round } from '../util.js';
+import { endpointsOf, humanSeconds, median, round, scratchState } from '../util.js';
 
 type Thresholds = {
   minIdleSeconds: number;
@@ -120,14 +120,7 @@ export const keepaliveRace: DetectorSpec<Thresholds> = {
   create({ thresholds, slot, report }) {
     const servers = new Map<string, ServerState>();
 
-    const stateOf = (conv: Conversation): State => {
-      let state = conv.scratch[slot] as State | undefined;
-      if (state === undefined) {
-        state = new State();
-        conv.scratch[slot] = state;
-      }
-      return state;
-    };
+    const stateOf = (conv: Conversation): State => scratchState(conv, slot, State);
 
     const serverOf = (conv: Conversation): ServerState | null => {
       const { server } = endpointsOf(conv);

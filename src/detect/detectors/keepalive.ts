@@ -12,7 +12,7 @@ import {
   IdleGapBook,
 } from '../idle-gaps.js';
 import { MIDDLEBOX_IDLE_TIMEOUTS } from '../knowledge.js';
-import { humanSeconds, median, round } from '../util.js';
+import { humanSeconds, median, round, scratchState } from '../util.js';
 
 type Thresholds = {
   minProbes: number;
@@ -114,14 +114,7 @@ export const keepalive: DetectorSpec<Thresholds> = {
     // The same gap bookkeeping as idle-timeout, with its default thresholds, for the same bracket.
     const gapBook = new IdleGapBook(DEFAULT_MIN_GAP_SECONDS, DEFAULT_MIN_SURVIVED_GAP_SECONDS, DEFAULT_FAIL_RETRIES);
 
-    const stateOf = (conv: Conversation): State => {
-      let state = conv.scratch[slot] as State | undefined;
-      if (state === undefined) {
-        state = new State();
-        conv.scratch[slot] = state;
-      }
-      return state;
-    };
+    const stateOf = (conv: Conversation): State => scratchState(conv, slot, State);
 
     const groupOf = (conv: Conversation, fromClient: boolean): Group => {
       const server = endpointSummary(conv.server, conv.ipVersion);

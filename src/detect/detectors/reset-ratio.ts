@@ -4,7 +4,7 @@ import { Note, type Segment } from '../../flow/segment.js';
 import { seqDiff, seqGt } from '../../flow/seq.js';
 import type { DetectorSpec } from '../detector.js';
 import type { EndpointRef } from '../finding.js';
-import { endpointsOf, humanSeconds, round } from '../util.js';
+import { endpointsOf, humanSeconds, round, scratchState } from '../util.js';
 
 type Thresholds = {
   maxResetShare: number;
@@ -111,14 +111,7 @@ export const resetRatio: DetectorSpec<Thresholds> = {
     let sameClient = true;
     let sameServer = true;
 
-    const stateOf = (conv: Conversation): State => {
-      let state = conv.scratch[slot] as State | undefined;
-      if (state === undefined) {
-        state = new State();
-        conv.scratch[slot] = state;
-      }
-      return state;
-    };
+    const stateOf = (conv: Conversation): State => scratchState(conv, slot, State);
 
     /** Decides what the conversation's deciding RST (this segment) means. */
     const classify = (conv: Conversation, seg: Segment, state: State): void => {

@@ -4,7 +4,7 @@ import { Note, type Segment } from '../../flow/segment.js';
 import { seqGt } from '../../flow/seq.js';
 import type { DetectorSpec } from '../detector.js';
 import { idleTimeoutsBetween, LINUX_RTO_MAX_SECONDS, LINUX_TCP_RETRIES2, linuxGiveUpSeconds, MIDDLEBOX_IDLE_TIMEOUTS } from '../knowledge.js';
-import { endpointsOf, humanSeconds, median, round, tupleText } from '../util.js';
+import { endpointsOf, humanSeconds, median, round, scratchState, tupleText } from '../util.js';
 
 type Thresholds = {
   minRetransmits: number;
@@ -159,14 +159,7 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
     'Find the device that dropped the packets: capture on the far side too and run `connscope correlate`.',
   ],
   create({ thresholds, slot, report }) {
-    const stateOf = (conv: Conversation): State => {
-      let state = conv.scratch[slot] as State | undefined;
-      if (state === undefined) {
-        state = new State();
-        conv.scratch[slot] = state;
-      }
-      return state;
-    };
+    const stateOf = (conv: Conversation): State => scratchState(conv, slot, State);
 
     /** Latest packet time of any finalised conversation: at finish(), the end of the capture. */
     let captureEnd = 0;
