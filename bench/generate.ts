@@ -44,6 +44,7 @@ export interface GenerateOptions {
 export interface GenerateResult {
   packets: number;
   bytes: number;
+  /** TCP connections (4-tuple instances) with at least one packet in the capture. */
   connections: number;
   /** Capture seconds from first to last packet. */
   duration: number;
@@ -440,6 +441,8 @@ function generateFlows(writer: PcapWriter, options: GenerateOptions): GenerateRe
     writer.raw(time, fb.frame, wire);
     if (restart) startConnection(c, slot);
   }
+  // Connections started but not yet sent a packet are not in the capture.
+  for (const c of conns) if (c.phase === Phase.Syn) connections--;
   return { packets: writer.packets, bytes: writer.bytes + 24, connections, duration: time - start };
 }
 

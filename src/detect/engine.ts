@@ -39,6 +39,12 @@ export class DetectorEngine implements FlowObserver {
             detector: spec.id,
             severity: severityOverride ?? found.severity,
           };
+          // Timestamps can go backwards in a capture (merged files, a clock step, a hostile file):
+          // a span built from two packets is then reversed. The report promises start <= end.
+          if (finding.end < finding.start) {
+            finding.start = found.end;
+            finding.end = found.start;
+          }
           const isUpdate = this.findings.has(id);
           this.findings.set(id, finding);
           this.listener?.(finding, isUpdate);

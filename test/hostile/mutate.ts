@@ -119,7 +119,7 @@ export function layout(b: Uint8Array): Layout {
   if (magic === 0xa1b2c3d4 || magic === 0xa1b23c4d || magic === 0xd4c3b2a1 || magic === 0x4d3cb2a1) {
     const le = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
     const out: Layout = { format: 'pcap', littleEndian: le, linkType: u32(b, 20, le) & 0xffff, units: [] };
-    if (b.length < 24) return out;
+    if (b.length < 24 || u16(b, 4, le) !== 2) return out;
     out.units.push({ at: 0, length: 24, kind: 'header', type: 0, data: -1, dataLength: 0, caplenAt: -1, origlenAt: -1, timeAt: -1 });
     // Before 2.3 the two length fields were written in the other order.
     const swapped = u16(b, 4, le) === 2 && u16(b, 6, le) < 3;
@@ -141,7 +141,10 @@ export function layout(b: Uint8Array): Layout {
   const out: Layout = { format: 'pcapng', littleEndian: le, linkType: -1, units: [] };
   let at = 0;
   while (at + 12 <= b.length) {
-    if (u32(b, at, true) === SHB) le = u32(b, at + 8, true) === 0x1a2b3c4d;
+    if (u32(b, at, true) === SHB) {
+      le = u32(b, at + 8, true) === 0x1a2b3c4d;
+      if (u16(b, at + 12, le) !== 1) break;
+    }
     const type = u32(b, at, le);
     const length = u32(b, at + 4, le);
     if (length < 12 || length % 4 !== 0 || length > b.length - at) break;
@@ -271,12 +274,13 @@ const byteSets: Mutation = (rng, b) => {
 };
 
 const truncate: Mutation = (rng, b, l) => {
-  if (rng.chance(0.5) && l.units.length > 0) {
-    // Near a unit boundary: inside a header, just before or after its length field.
-    const unit = rng.pick(l.units);
+  if (rng.chance(0.5) && l.units.length > 1) {
+    // Near a unit boundary: inside a header, just before or after its length field (rarely the
+    // file header, which only makes an unreadable file).
+    const unit = rng.chance(0.05) ? l.units[0]! : l.units[1 + rng.int(l.units.length - 1)]!;
     return b.slice(0, Math.max(0, Math.min(b.length, unit.at + rng.int(40) - 4)));
   }
-  return b.slice(0, rng.int(b.length + 1));
+  return b.slice(0, rng.chance(0.05) ? rng.int(b.length + 1) : 24 + rng.int(Math.max(0, b.length - 23)));
 };
 
 const lengthField: Mutation = (rng, b, l) => {
@@ -457,7 +461,7 @@ const headers: Mutation = (rng, b, l) => {
       case 0: setU32(out, 20, rng.chance(0.7) ? rng.pick(LINK_TYPES) : rng.u32(), le); break;
       case 1: setU32(out, 16, lengthValue(rng, 65535), le); break;
       case 2: setU16(out, 6, rng.pick([0, 1, 2, 3, 4, 0xffff]), le); break;
-      default: setU16(out, 4, rng.pick([1, 2, 3]), le);
+      default: if (rng.chance(0.2)) setU16(out, 4, rng.pick([1, 3]), le);
     }
     return out;
   }
@@ -490,7 +494,7 @@ const headers: Mutation = (rng, b, l) => {
   if (shbs.length > 0) {
     const shb = rng.pick(shbs);
     switch (rng.int(3)) {
-      case 0: setU16(out, shb.at + 12, rng.pick([0, 1, 2]), le); break;
+      case 0: setU16(out, shb.at + 12, rng.pick([0, 1, 1, 1, 2]), le); setU16(out, shb.at + 14, rng.int(0x10000), le); break;
       case 1: setU32(out, shb.at + 8, rng.pick([0x1a2b3c4d, 0x4d3c2b1a, 0, rng.u32()]), true); break;
       default: setU16(out, shb.at + 26, rng.int(0x10000), le);
     }
@@ -523,7 +527,7 @@ const scatterTuples: Mutation = (rng, b, l) => {
   return out;
 };
 
-const MUTATIONS: readonly [Mutation, number][] = [
+export const MUTATIONS: readonly [Mutation, number][] = [
   [bitFlips, 14],
   [byteSets, 8],
   [truncate, 8],
@@ -548,10 +552,12 @@ function pickMutation(rng: Rng): Mutation {
 }
 
 /** One to four mutations of a copy of `seed`; `seeds` give material for splicing. */
-export function mutate(rng: Rng, seed: Uint8Array, seeds: readonly Seed[]): Uint8Array {
+export function mutate(rng: Rng, seed: Uint8Array, seeds: readonly Seed[], trace?: string[]): Uint8Array {
   let bytes = seed;
   for (let n = 1 + rng.int(rng.chance(0.2) ? 4 : 2); n > 0; n--) {
-    bytes = pickMutation(rng)(rng, bytes, layout(bytes), seeds);
+    const mutation = pickMutation(rng);
+    trace?.push(mutation.name);
+    bytes = mutation(rng, bytes, layout(bytes), seeds);
   }
   return bytes === seed ? seed.slice() : bytes;
 }

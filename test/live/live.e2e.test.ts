@@ -148,7 +148,7 @@ describe('connscope live in network namespaces', { skip: skipReason ?? false }, 
     let stderr = '';
     live.stderr?.setEncoding('utf8');
     live.stderr?.on('data', (t: string) => (stderr += t));
-    const lines = new LineReader(live.stdout as NodeJS.ReadableStream);
+    const lines = new LineReader(live.stdout as NodeJS.ReadableStream, () => `stderr: ${stderr}`);
     const liveExit = exited(live);
 
     const start = JSON.parse(await lines.waitFor((l) => l.startsWith('{"type":"start"'), 'the start event')) as Event;
@@ -228,7 +228,7 @@ describe('connscope live in network namespaces', { skip: skipReason ?? false }, 
     let stderr = '';
     live.stderr?.setEncoding('utf8');
     live.stderr?.on('data', (t: string) => (stderr += t));
-    const lines = new LineReader(live.stdout as NodeJS.ReadableStream);
+    const lines = new LineReader(live.stdout as NodeJS.ReadableStream, () => `stderr: ${stderr}`);
     await lines.waitFor((l) => l.startsWith('{"type":"start"'), 'the start event');
     net.exec(net.client, ['ip', 'link', 'set', CLIENT_IF, 'down']);
     try {
@@ -253,7 +253,7 @@ describe('connscope live in network namespaces', { skip: skipReason ?? false }, 
     live.stderr?.setEncoding('utf8');
     live.stderr?.on('data', (t: string) => (stderr += t));
     const stdout = live.stdout as NodeJS.ReadableStream & { destroy(): void };
-    const lines = new LineReader(stdout);
+    const lines = new LineReader(stdout, () => `stderr: ${stderr}`);
     await lines.waitFor((l) => l.startsWith('{"type":"start"'), 'the start event');
     // Some packets for the file, then the reader goes away like `head -1` does.
     const client = net.spawn(net.client, ['python3', '-c', `import socket; c = socket.create_connection(('${SERVER_IP}', ${SERVER_PORT}), timeout=10); c.sendall(b'x'); c.recv(10); c.close()`]);

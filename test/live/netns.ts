@@ -100,7 +100,8 @@ export class LineReader {
   ended = false;
   private readonly endWaiters: Array<() => void> = [];
 
-  constructor(stream: NodeJS.ReadableStream) {
+  /** `context` adds to the message when the stream ends without the line waited for (e.g. stderr). */
+  constructor(stream: NodeJS.ReadableStream, private readonly context: () => string = () => '') {
     stream.setEncoding('utf8');
     stream.on('data', (text: string) => {
       this.buffer += text;
@@ -128,7 +129,7 @@ export class LineReader {
     if (found !== undefined) return Promise.resolve(found);
     return new Promise((resolve, reject) => {
       this.waiters.push({ test, resolve });
-      this.onEnd(() => reject(new Error(`stream ended without ${what}; lines:\n${this.lines.slice(-20).join('\n')}`)));
+      this.onEnd(() => reject(new Error(`stream ended without ${what}; lines:\n${this.lines.slice(-20).join('\n')}\n${this.context()}`)));
     });
   }
 

@@ -153,7 +153,9 @@ function duration(seconds: number): string {
 }
 
 function isoTime(epoch: number): string {
-  return new Date(Math.round(epoch * 1000)).toISOString();
+  const date = new Date(Math.round(epoch * 1000));
+  // A hostile capture's timestamp can lie outside the range Date can show (toISOString throws).
+  return Number.isNaN(date.getTime()) ? `${epoch} s since 1970` : date.toISOString();
 }
 
 export const connChurn: DetectorSpec<Thresholds> = {
