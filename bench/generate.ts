@@ -5,19 +5,27 @@
  * snaplen 96 unless told otherwise), streamed through one reused buffer so a capture of any size
  * is never held in memory:
  *
- * - `flows` (default): `flows` concurrent TCP connections. Each packet comes from a randomly chosen
- *   slot, which plays one connection after another: SYN / SYN-ACK (MSS, SACK, timestamps, window
- *   scale) / ACK, request and response data with cumulative ACKs every second segment, about 1% of
- *   data segments retransmitted, then a FIN close (both sides, 90%) or an RST (10%), and the slot
- *   starts the next connection from a new client port. Connection length is exponential around
- *   `flowPackets`. So the number of live connections stays `flows` while the number of connections
- *   in the file grows with its length.
+ * - `flows` (default): `flows` concurrent TCP connections. Each slot plays one connection after
+ *   another: SYN / SYN-ACK (MSS, SACK, timestamps, window scale) / ACK one round trip apart (RTTs
+ *   from 0.2 to 80 ms), then request/response exchanges (a request, a response of one to six
+ *   segments, cumulative ACKs every second segment) separated by idle think time, about 1% of data
+ *   segments lost and sent again after the retransmission timeout (one request in 2000 again and
+ *   again with the timeout doubling: a storm, after which half the clients reset), then a FIN
+ *   close (90%) or an RST (10%), and the next connection from a new client port. Slots are merged
+ *   in time order and paced so the capture carries about `rate` packets a second whatever the
+ *   number of slots; connection length is exponential around `flowPackets`. So the number of
+ *   live connections stays `flows` while the number of connections in the file grows with its
+ *   length. The capture
+ *   starts on a busy box: each slot's first connection is joined midstream (no handshake).
  * - `flood`: `tuples` distinct 4-tuples (a SYN scan / SYN flood): one SYN each; a quarter are
  *   answered with RST-ACK (closed port), one in twenty with SYN-ACK and the scanner's RST.
  *
  * The same options and seed always give the same bytes.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
+
+/** Changes whenever the same options give different bytes (the benchmark regenerates its captures). */
+export const GENERATOR_VERSION = 2;
 
 export interface GenerateOptions {
   /** Output path. */
@@ -37,8 +45,10 @@ export interface GenerateOptions {
   rate?: number;
   /** Capture start, seconds since the epoch. */
   start?: number;
-  /** Fraction of data segments sent twice. */
+  /** Fraction of data segments lost and sent again. */
   retransmitRate?: number;
+  /** Fraction of requests lost again and again (a retransmission storm with backoff). */
+  stormRate?: number;
 }
 
 export interface GenerateResult {
@@ -83,7 +93,7 @@ const ETH = 14;
 const IP = 20;
 const MSS = 1448;
 
-/** Streams pcap records through one buffer; `packet()` writes headers in place. */
+/** Streams classic pcap records through one reused buffer, flushed to the file as it fills. */
 export class PcapWriter {
   private readonly fd: number;
   private readonly buf: Buffer;
@@ -210,12 +220,16 @@ const enum Phase {
   Syn,
   SynAck,
   HandshakeAck,
-  Data,
-  Fin1,
-  Fin1Ack,
-  Fin2,
-  Fin2Ack,
-  Rst,
+  Request,
+  RequestAgain,
+  Response,
+  ResponseAgain,
+  ResponseAck,
+  Fin,
+  FinAck,
+  PeerFin,
+  LastAck,
+  Reset,
 }
 
 /** One slot's current connection. Stable shape; reused for the slot's next connection. */
@@ -224,27 +238,32 @@ class Connection {
   serverIp = 0;
   clientPort = 0;
   serverPort = 443;
-  /** Next sequence number each side sends, and what each side has acknowledged. */
+  /** Next sequence number each side sends. */
   cSeq = 0;
   sSeq = 0;
   cIpId = 0;
   sIpId = 0;
   phase = Phase.Syn;
-  /** Data segments still to send before closing. */
-  remaining = 0;
-  /** Direction of the current transfer, its segments not yet acknowledged, and still to send. */
-  serverSending = false;
+  /** Round-trip time and retransmission timeout of this connection, in seconds. */
+  rtt = 0;
+  rto = 0;
+  /** Request/response exchanges still to run, response segments still to send, unacknowledged. */
+  exchanges = 0;
+  segments = 0;
+  responseSegments = 0;
+  /** Retransmissions of the lost request still to come, and the current timeout. */
+  storm = 0;
+  stormWait = 0;
   unacked = 0;
-  left = 0;
-  /** The last data segment each side sent, for a retransmission. */
-  lastSeq = 0;
-  lastLength = 0;
-  lastFromServer = false;
-  /** Which side closes first, and whether the connection ends with an RST instead of FINs. */
+  /** The segment to send again (a loss), and its length. */
+  againSeq = 0;
+  againLength = 0;
   clientCloses = true;
   reset = false;
   tsBase = 0;
   generation = 0;
+  /** Packets sent by this connection (0 until its SYN). */
+  sent = 0;
 }
 
 function ipv4(a: number, b: number, c: number, d: number): number {
@@ -262,6 +281,59 @@ export function generateCapture(options: GenerateOptions): GenerateResult {
   }
 }
 
+/** Packets of one request/response exchange on average (request, response, ACKs), for pacing. */
+const PACKETS_PER_EXCHANGE = 6.5;
+/** Response segments leave back to back: 1448 bytes at 1 Gbit/s. */
+const SEGMENT_SPACING = 0.000012;
+/** Stack turnaround: an ACK or the next packet of a burst after the one that caused it. */
+const TURNAROUND = 0.00002;
+
+/**
+ * Slots in a binary min-heap on their next packet time: the capture is the slots' packet streams
+ * merged in time order, each connection paced by its round-trip time within an exchange and idle
+ * between exchanges (think time), so the packet rate is about `rate` whatever the number of slots.
+ */
+class SlotHeap {
+  readonly time: Float64Array;
+  readonly slot: Int32Array;
+  size = 0;
+  constructor(capacity: number) {
+    this.time = new Float64Array(capacity);
+    this.slot = new Int32Array(capacity);
+  }
+  push(time: number, slot: number): void {
+    let i = this.size++;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      // Ties go to the lower slot, so the order never depends on heap history.
+      if (this.time[parent] < time || (this.time[parent] === time && this.slot[parent] < slot)) break;
+      this.time[i] = this.time[parent];
+      this.slot[i] = this.slot[parent];
+      i = parent;
+    }
+    this.time[i] = time;
+    this.slot[i] = slot;
+  }
+  /** Replaces the minimum by (time, slot) and restores the heap. */
+  replaceTop(time: number, slot: number): void {
+    const n = this.size;
+    let i = 0;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      const right = child + 1;
+      if (right < n && (this.time[right] < this.time[child] ||
+          (this.time[right] === this.time[child] && this.slot[right] < this.slot[child]))) child = right;
+      if (this.time[child] > time || (this.time[child] === time && this.slot[child] > slot)) break;
+      this.time[i] = this.time[child];
+      this.slot[i] = this.slot[child];
+      i = child;
+    }
+    this.time[i] = time;
+    this.slot[i] = slot;
+  }
+}
+
 function generateFlows(writer: PcapWriter, options: GenerateOptions): GenerateResult {
   const packets = options.packets ?? 1_000_000;
   const slots = Math.max(1, options.flows ?? 10_000);
@@ -269,8 +341,14 @@ function generateFlows(writer: PcapWriter, options: GenerateOptions): GenerateRe
   const rng = new Rng(options.seed ?? 1);
   const rate = options.rate ?? 20_000;
   const start = options.start ?? 1_700_000_000;
-  const retransmitRate = options.retransmitRate ?? 0.01;
+  const retransmitRate = Math.max(options.retransmitRate ?? 0.01, 1e-9);
+  const stormRate = Math.min(options.stormRate ?? 0.0005, retransmitRate);
   const fb = new FrameBuilder();
+  // Each slot sends rate/slots packets a second on average, nearly all of them in exchanges.
+  const thinkMean = (slots / rate) * PACKETS_PER_EXCHANGE;
+  // Handshake and close take about 7 packets; the rest are exchanges.
+  const exchangesMean = Math.max(1, (meanLength - 7) / PACKETS_PER_EXCHANGE);
+  const exponential = (mean: number): number => -Math.log(1 - rng.next()) * mean;
 
   // Client hosts 10.0.0.0/16 (up to 4096 of them), servers 192.168.1.1-16; each slot owns a range
   // of client ports it cycles through, so no tuple is reused while a slot's previous use lingers.
@@ -291,33 +369,39 @@ function generateFlows(writer: PcapWriter, options: GenerateOptions): GenerateRe
     c.cIpId = rng.int(65536);
     c.sIpId = rng.int(65536);
     c.phase = Phase.Syn;
-    // Exponential length around the mean, handshake and close (7 packets) included.
-    const dataMean = meanLength - 7;
-    c.remaining = 1 + Math.floor(-Math.log(1 - rng.next()) * dataMean);
-    // The first exchange is the client's request.
-    c.serverSending = true;
+    // Round-trip times from 0.2 ms (same rack) to 80 ms (another continent), log-uniform.
+    c.rtt = 0.0002 * Math.exp(rng.next() * Math.log(400));
+    c.rto = Math.max(0.2, 3 * c.rtt);
+    c.exchanges = 1 + Math.floor(exponential(exchangesMean - 1 + 1e-9));
+    c.segments = 0;
     c.unacked = 0;
-    c.left = 0;
-    c.lastLength = 0;
+    c.againLength = 0;
     c.reset = rng.next() < 0.1;
     c.clientCloses = rng.next() < 0.6;
     c.tsBase = rng.u32();
     c.generation++;
+    c.sent = 0;
     connections++;
   };
+  const heap = new SlotHeap(slots);
+  // The capture starts on a busy box: every slot's first connection is already established (the
+  // capture joins it midstream) and sends its next request some time within one think time, or
+  // within the capture when that is shorter, so all slots are live from the start.
+  const firstWindow = Math.min(thinkMean, packets / rate);
   for (let s = 0; s < slots; s++) {
     const c = new Connection();
     startConnection(c, s);
+    c.phase = Phase.Request;
     conns.push(c);
+    heap.push(start + rng.next() * firstWindow, s);
   }
 
   let time = start;
-  let ms = 0;
   for (let n = 0; n < packets; n++) {
-    time += -Math.log(1 - rng.next()) / rate;
-    ms = Math.floor((time - start) * 1000);
-    const slot = rng.int(slots);
+    time = heap.time[0];
+    const slot = heap.slot[0];
     const c = conns[slot];
+    const ms = Math.floor((time - start) * 1000);
     const tsC = (c.tsBase + ms) >>> 0;
     const tsS = (c.tsBase + 0x10000000 + ms) >>> 0;
     let fromServer = false;
@@ -325,6 +409,7 @@ function generateFlows(writer: PcapWriter, options: GenerateOptions): GenerateRe
     let ack = 0;
     let flags = ACK;
     let payload = 0;
+    let next = TURNAROUND;
     let restart = false;
     switch (c.phase) {
       case Phase.Syn:
@@ -332,6 +417,7 @@ function generateFlows(writer: PcapWriter, options: GenerateOptions): GenerateRe
         seq = c.cSeq;
         c.cSeq = (c.cSeq + 1) >>> 0;
         c.phase = Phase.SynAck;
+        next = c.rtt;
         break;
       case Phase.SynAck:
         fromServer = true;
@@ -344,87 +430,136 @@ function generateFlows(writer: PcapWriter, options: GenerateOptions): GenerateRe
       case Phase.HandshakeAck:
         seq = c.cSeq;
         ack = c.sSeq;
-        c.phase = Phase.Data;
+        c.phase = Phase.Request;
+        next = 2 * TURNAROUND;
         break;
-      case Phase.Data: {
-        if (c.unacked >= 2 || (c.left === 0 && c.unacked > 0 && (c.serverSending || c.remaining <= 0))) {
-          // The receiver of the current transfer acknowledges everything so far.
-          fromServer = !c.serverSending;
-          seq = fromServer ? c.sSeq : c.cSeq;
-          ack = fromServer ? c.cSeq : c.sSeq;
-          c.unacked = 0;
-          if (c.left === 0 && c.remaining <= 0) c.phase = c.reset ? Phase.Rst : Phase.Fin1;
-          break;
-        }
-        if (c.lastLength > 0 && rng.next() < retransmitRate) {
-          // The last data segment again (a retransmission timeout or tail-loss probe).
-          fromServer = c.lastFromServer;
-          seq = c.lastSeq;
-          ack = fromServer ? c.cSeq : c.sSeq;
-          payload = c.lastLength;
-          flags = ACK | PSH;
-          c.lastLength = 0;
-          break;
-        }
-        if (c.left === 0) {
-          // The next exchange: a one-segment request, or a response of one to six segments; the
-          // response's first segment acknowledges the request.
-          c.serverSending = !c.serverSending;
-          c.left = c.serverSending ? 1 + rng.int(6) : 1;
-          if (c.left > c.remaining) c.left = Math.max(1, c.remaining);
-          c.unacked = 0;
-        }
-        fromServer = c.serverSending;
-        payload = fromServer ? (c.left === 1 ? 100 + rng.int(MSS - 100) : MSS) : 80 + rng.int(700);
-        seq = fromServer ? c.sSeq : c.cSeq;
-        ack = fromServer ? c.cSeq : c.sSeq;
-        if (fromServer) c.sSeq = (c.sSeq + payload) >>> 0;
-        else c.cSeq = (c.cSeq + payload) >>> 0;
+      case Phase.Request:
+      case Phase.RequestAgain: {
+        // The client's request; the first segment of the response acknowledges it.
         flags = ACK | PSH;
-        c.lastSeq = seq;
-        c.lastLength = payload;
-        c.lastFromServer = fromServer;
-        c.left--;
-        c.remaining--;
-        c.unacked++;
+        ack = c.sSeq;
+        if (c.phase === Phase.RequestAgain) {
+          seq = c.againSeq;
+          payload = c.againLength;
+        } else {
+          seq = c.cSeq;
+          payload = 80 + rng.int(700);
+          c.cSeq = (c.cSeq + payload) >>> 0;
+        }
+        if (c.phase === Phase.Request && rng.next() < retransmitRate) {
+          // Lost on the way: sent again after the retransmission timeout, or, for a few requests
+          // (stormRate), again and again with the timeout doubling each time (the path is gone).
+          c.againSeq = seq;
+          c.againLength = payload;
+          c.phase = Phase.RequestAgain;
+          c.storm = rng.next() < stormRate / retransmitRate ? 3 + rng.int(6) : 1;
+          c.stormWait = c.rto;
+          next = c.rto;
+        } else if (c.phase === Phase.RequestAgain && --c.storm > 0) {
+          c.stormWait *= 2;
+          next = c.stormWait;
+        } else if (c.phase === Phase.RequestAgain && c.stormWait > c.rto && rng.next() < 0.5) {
+          // After a storm: half the time the client gives up and resets the connection.
+          c.phase = Phase.Reset;
+          c.clientCloses = true;
+          next = 2 * c.stormWait;
+        } else {
+          c.phase = Phase.Response;
+          c.segments = 1 + rng.int(6);
+          c.responseSegments = c.segments;
+          c.unacked = 0;
+          next = c.rtt;
+        }
         break;
       }
-      case Phase.Fin1:
+      case Phase.Response:
+      case Phase.ResponseAgain:
+        fromServer = true;
+        flags = ACK | PSH;
+        ack = c.cSeq;
+        if (c.phase === Phase.ResponseAgain) {
+          seq = c.againSeq;
+          payload = c.againLength;
+          c.phase = Phase.ResponseAck;
+          next = TURNAROUND;
+          break;
+        }
+        seq = c.sSeq;
+        payload = c.segments === 1 ? 100 + rng.int(MSS - 100) : MSS;
+        c.sSeq = (c.sSeq + payload) >>> 0;
+        c.segments--;
+        c.unacked++;
+        // One loss per this many data segments on average: the tail loss stands for the response's.
+        if (c.segments === 0 && rng.next() < retransmitRate * c.responseSegments) {
+          // The tail of the response is lost: no ACK comes, the server re-sends it after its RTO.
+          c.againSeq = seq;
+          c.againLength = payload;
+          c.phase = Phase.ResponseAgain;
+          next = c.rto;
+        } else if (c.unacked === 2 || c.segments === 0) {
+          c.phase = Phase.ResponseAck;
+          next = TURNAROUND;
+        } else {
+          next = SEGMENT_SPACING;
+        }
+        break;
+      case Phase.ResponseAck:
+        // The client acknowledges every second segment and the end of the response.
+        seq = c.cSeq;
+        ack = c.sSeq;
+        c.unacked = 0;
+        if (c.segments > 0) {
+          c.phase = Phase.Response;
+          next = SEGMENT_SPACING;
+        } else if (--c.exchanges > 0) {
+          c.phase = Phase.Request;
+          next = exponential(thinkMean);
+        } else {
+          c.phase = c.reset ? Phase.Reset : Phase.Fin;
+          next = exponential(thinkMean) * 0.5;
+        }
+        break;
+      case Phase.Fin:
         fromServer = !c.clientCloses;
         flags = FIN | ACK;
         seq = fromServer ? c.sSeq : c.cSeq;
         ack = fromServer ? c.cSeq : c.sSeq;
         if (fromServer) c.sSeq = (c.sSeq + 1) >>> 0;
         else c.cSeq = (c.cSeq + 1) >>> 0;
-        c.phase = Phase.Fin1Ack;
+        c.phase = Phase.FinAck;
+        next = fromServer ? c.rtt : TURNAROUND;
         break;
-      case Phase.Fin1Ack:
+      case Phase.FinAck:
         fromServer = c.clientCloses;
         seq = fromServer ? c.sSeq : c.cSeq;
         ack = fromServer ? c.cSeq : c.sSeq;
-        c.phase = Phase.Fin2;
+        c.phase = Phase.PeerFin;
+        next = 5 * TURNAROUND;
         break;
-      case Phase.Fin2:
+      case Phase.PeerFin:
         fromServer = c.clientCloses;
         flags = FIN | ACK;
         seq = fromServer ? c.sSeq : c.cSeq;
         ack = fromServer ? c.cSeq : c.sSeq;
         if (fromServer) c.sSeq = (c.sSeq + 1) >>> 0;
         else c.cSeq = (c.cSeq + 1) >>> 0;
-        c.phase = Phase.Fin2Ack;
+        c.phase = Phase.LastAck;
+        next = fromServer ? TURNAROUND : c.rtt;
         break;
-      case Phase.Fin2Ack:
+      case Phase.LastAck:
         fromServer = !c.clientCloses;
         seq = fromServer ? c.sSeq : c.cSeq;
         ack = fromServer ? c.cSeq : c.sSeq;
         restart = true;
+        next = exponential(thinkMean);
         break;
-      case Phase.Rst:
+      case Phase.Reset:
         fromServer = !c.clientCloses;
         flags = RST | ACK;
         seq = fromServer ? c.sSeq : c.cSeq;
         ack = fromServer ? c.cSeq : c.sSeq;
         restart = true;
+        next = exponential(thinkMean);
         break;
     }
     // The server side's packets come from the address and port the client's went to, and they
@@ -439,10 +574,12 @@ function generateFlows(writer: PcapWriter, options: GenerateOptions): GenerateRe
     const wire = fb.build(src, dst, sport, dport, seq, ack, flags, window, payload, ipId, ttl,
       fromServer ? tsS : tsC, (flags & SYN) !== 0 && !fromServer ? 0 : fromServer ? tsC : tsS);
     writer.raw(time, fb.frame, wire);
+    c.sent++;
     if (restart) startConnection(c, slot);
+    heap.replaceTop(time + next, slot);
   }
   // Connections started but not yet sent a packet are not in the capture.
-  for (const c of conns) if (c.phase === Phase.Syn) connections--;
+  for (const c of conns) if (c.sent === 0) connections--;
   return { packets: writer.packets, bytes: writer.bytes + 24, connections, duration: time - start };
 }
 
@@ -501,6 +638,7 @@ function parseArgs(argv: readonly string[]): GenerateOptions {
       case '--snaplen': options.snaplen = number('snaplen', value); i++; break;
       case '--rate': options.rate = number('rate', value); i++; break;
       case '--retransmit-rate': options.retransmitRate = number('retransmit-rate', value); i++; break;
+      case '--storm-rate': options.stormRate = number('storm-rate', value); i++; break;
       case '--flood': options.mode = 'flood'; break;
       case '-o':
       case '--output': options.output = value ?? ''; i++; break;
@@ -508,7 +646,7 @@ function parseArgs(argv: readonly string[]): GenerateOptions {
       case '--help':
         process.stdout.write(
           'usage: node dist/bench/generate.js -o FILE [--packets N] [--flows F] [--flow-packets M] [--seed S]\n' +
-          '                                   [--rate PPS] [--snaplen N] [--retransmit-rate R]\n' +
+          '                                   [--rate PPS] [--snaplen N] [--retransmit-rate R] [--storm-rate R]\n' +
           '       node dist/bench/generate.js -o FILE --flood [--tuples N] [--seed S]\n' +
           'Numbers take k/M suffixes (1M, 200k).\n');
         process.exit(0);

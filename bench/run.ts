@@ -19,7 +19,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generateCapture, type GenerateOptions } from './generate.js';
+import { GENERATOR_VERSION, generateCapture, type GenerateOptions } from './generate.js';
 
 /** The repository root: this file runs as dist/bench/run.js. */
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -28,7 +28,11 @@ const CONNSCOPE = join(ROOT, 'bin', 'connscope.js');
 
 export interface BenchCapture {
   name: string;
+  /** The capture file's name when it is another entry's (same file, other connscope options). */
+  file?: string;
   generate: Omit<GenerateOptions, 'output'>;
+  /** Extra `connscope analyze` options. */
+  args?: string[];
   /** Peers that run on this capture (tshark is slow: only the smallest file). */
   peers: ('tshark' | 'tcptrace')[];
   /** Runs of a peer on this file at most (its runs are long). */
@@ -41,13 +45,18 @@ export const CAPTURES: BenchCapture[] = [
   { name: '5m-10k', generate: { packets: 5_000_000, flows: 10_000, seed: 3 }, peers: ['tcptrace'], peerRuns: 1 },
   { name: '5m-200k', generate: { packets: 5_000_000, flows: 200_000, seed: 4 }, peers: ['tcptrace'], peerRuns: 1 },
   { name: 'flood-1m', generate: { mode: 'flood', tuples: 1_000_000, seed: 5 }, peers: ['tcptrace'], peerRuns: 1 },
+  // The same flood with a smaller conversation cap: peak memory follows the cap, not the tuples.
+  {
+    name: 'flood-1m-cap100k', file: 'flood-1m', generate: { mode: 'flood', tuples: 1_000_000, seed: 5 },
+    args: ['--max-conversations', '100000'], peers: [],
+  },
 ];
 
 /**
- * Peak RSS connscope may reach on the 1M-distinct-tuple flood (see docs/performance.md): the
- * tracker's conversation cap bounds it, not the number of tuples.
+ * Peak RSS connscope may reach on the 1M-distinct-tuple flood with the default conversation cap
+ * (500,000; see docs/performance.md): the cap bounds it, not the number of tuples.
  */
-export const FLOOD_RSS_BOUND_MB = 600;
+export const FLOOD_RSS_BOUND_MB = 2048;
 
 interface Measurement {
   wall: number;
@@ -122,10 +131,10 @@ function measure(argv: string[]): Promise<Measurement> {
   });
 }
 
-function toolCommand(tool: string, file: string): string[] {
+function toolCommand(tool: string, file: string, args: string[]): string[] {
   switch (tool) {
     case 'connscope':
-      return [process.execPath, CONNSCOPE, 'analyze', '--json', file];
+      return [process.execPath, CONNSCOPE, 'analyze', '--json', ...args, file];
     case 'tshark':
       return ['tshark', '-n', '-q', '-z', 'conv,tcp', '-r', file];
     case 'tcptrace':
@@ -137,15 +146,17 @@ function toolCommand(tool: string, file: string): string[] {
 
 function ensureCapture(capture: BenchCapture): { path: string; packets: number } {
   mkdirSync(DATA, { recursive: true });
-  const path = join(DATA, `${capture.name}.pcap`);
+  const path = join(DATA, `${capture.file ?? capture.name}.pcap`);
   const meta = `${path}.json`;
   if (existsSync(path) && existsSync(meta)) {
-    const m = JSON.parse(readFileSync(meta, 'utf8')) as { packets: number; options: unknown };
-    if (JSON.stringify(m.options) === JSON.stringify(capture.generate)) return { path, packets: m.packets };
+    const m = JSON.parse(readFileSync(meta, 'utf8')) as { packets: number; options: unknown; generator?: number };
+    if (JSON.stringify(m.options) === JSON.stringify(capture.generate) && m.generator === GENERATOR_VERSION) {
+      return { path, packets: m.packets };
+    }
   }
   process.stderr.write(`bench: generating ${path} ...\n`);
   const result = generateCapture({ ...capture.generate, output: path });
-  writeFileSync(meta, `${JSON.stringify({ options: capture.generate, ...result }, null, 1)}\n`);
+  writeFileSync(meta, `${JSON.stringify({ options: capture.generate, generator: GENERATOR_VERSION, ...result }, null, 1)}\n`);
   return { path, packets: result.packets };
 }
 
@@ -223,7 +234,7 @@ async function main(argv: string[]): Promise<number> {
     for (let run = 0; run < runs; run++) {
       for (const tool of tools) {
         if (run >= maxRuns(tool)) continue;
-        const m = await measure(toolCommand(tool, path));
+        const m = await measure(toolCommand(tool, path, capture.args ?? []));
         samples.get(tool)?.push(m);
         process.stderr.write(
           `bench: ${capture.name} ${tool} run ${run + 1}: ${m.wall.toFixed(2)} s, ${m.rssMb.toFixed(0)} MB\n`);

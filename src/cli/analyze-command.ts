@@ -3,9 +3,11 @@ import { hostname } from 'node:os';
 import { type Command, Option } from 'commander';
 import { analyzeFilesParallel, defaultJobs } from '../core/parallel.js';
 import { applyBaseline, baselineFor, parseBaseline } from '../core/baseline.js';
+import { TimelineRecorder } from '../core/timeline.js';
 import type { AnalysisResult } from '../core/session.js';
 import type { Severity } from '../detect/finding.js';
 import { DETECTORS } from '../detect/registry.js';
+import { renderHtml } from '../report/html/report.js';
 import { writeJsonReport } from '../report/json.js';
 import { renderJunit } from '../report/junit.js';
 import { writeNdjsonReport } from '../report/ndjson.js';
@@ -35,6 +37,7 @@ interface AnalyzeCliOptions extends PolicyCliOptions {
   maxConversations?: number;
   baseline?: string;
   writeBaseline?: string;
+  html?: string;
   jobs?: number;
 }
 
@@ -59,6 +62,7 @@ export function registerAnalyze(program: Command, setCode: (code: number) => voi
     .option('--max-conversations <n>', 'conversations tracked at once before the most idle are evicted', parseNonNegativeInteger)
     .option('--baseline <file>', 'findings listed in this file are reported but do not count for --fail-on')
     .option('--write-baseline <file>', 'write the current findings as a baseline file')
+    .option('--html <file>', 'also write a self-contained HTML report (findings, timeline, time-sequence graphs, ladders)')
     .option('--jobs <n>', 'separate captures analysed at once on worker threads (default: one per CPU; 1: one after another)',
       parsePositiveJobs);
   addPolicyOptions(command).action(async (paths: string[], options: AnalyzeCliOptions) => {
@@ -70,6 +74,14 @@ function parsePositiveJobs(value: string): number {
   const n = parseNonNegativeInteger(value);
   if (n < 1) throw new UsageError(`--jobs: expected 1 or more, got "${value}"`);
   return n;
+}
+
+function writeHtml(path: string, html: string): void {
+  try {
+    writeFileSync(path, html);
+  } catch (error) {
+    throw new UsageError(`cannot write ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
 }
 
 function readBaseline(path: string) {
@@ -99,7 +111,10 @@ async function runAnalyze(paths: string[], options: AnalyzeCliOptions): Promise<
   const policy = policyFromOptions(options);
   const baseline = options.baseline !== undefined ? readBaseline(options.baseline) : null;
   const progress = new ProgressBar();
+  // The HTML report's data is gathered during the same pass (so the analysis runs in this thread).
+  const timeline = options.html !== undefined ? new TimelineRecorder({ merge: options.merge === true }) : null;
   const { result, errors } = await analyzeFilesParallel(paths, {
+    ...(timeline !== null ? { segmentObserver: timeline, onFinding: timeline.onFinding } : {}),
     policy,
     merge: options.merge === true,
     filter: { hosts: options.host, ports: options.port },
@@ -116,6 +131,7 @@ async function runAnalyze(paths: string[], options: AnalyzeCliOptions): Promise<
   }
   for (const error of errors) process.stderr.write(`connscope: error: ${error}\n`);
   if (errors.length === paths.length) return 2;
+  if (timeline !== null && options.html !== undefined) writeHtml(options.html, renderHtml(result, timeline.data(result.findings), { generatedAt: new Date() }));
   // The text report's header shows warnings; every other output keeps stdout clean data.
   if (format !== 'text' || options.quiet === true) {
     for (const input of result.inputs) for (const warning of input.warnings) process.stderr.write(`connscope: warning: ${input.path}: ${warning}\n`);

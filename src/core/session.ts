@@ -11,6 +11,7 @@ import type { Segment } from '../flow/segment.js';
 import { type ConversationSummary, summarize } from '../flow/summary.js';
 import { FlowTracker, type FlowObserver, type TrackerOptions } from '../flow/tracker.js';
 import { PacketFilter, type FilterOptions } from './filter.js';
+import { payloadHash } from './payload-hash.js';
 
 export interface SessionOptions {
   tracker?: Partial<TrackerOptions>;
@@ -22,11 +23,18 @@ export interface SessionOptions {
    */
   maxStoredConversations?: number;
   onFinding?: FindingListener;
-  /** Sees every segment after the detectors (the ladder view of one conversation). */
-  segmentObserver?: FlowObserver;
+  /** Sees every segment after the detectors (the ladder view of one conversation, the HTML report's data). */
+  segmentObserver?: SessionObserver;
+  /** Give the segmentObserver a hash of each segment's payload (Segment.payloadHash; costs a pass over the bytes). */
+  payloadHash?: boolean;
 }
 
 export const DEFAULT_MAX_STORED_CONVERSATIONS = 250_000;
+
+/** A segment observer that may also want to know where each input begins (the HTML report's timelines). */
+export interface SessionObserver extends FlowObserver {
+  beginInput?(path: string): void;
+}
 
 export interface InputReport {
   path: string;
@@ -93,7 +101,10 @@ export class AnalysisSession implements FlowObserver {
   private readonly engine: DetectorEngine;
   private readonly filter: PacketFilter | null;
   private readonly maxStored: number;
-  private readonly segmentObserver: FlowObserver | null;
+  private readonly segmentObserver: SessionObserver | null;
+  private readonly hashPayload: boolean;
+  /** Payload hash of the packet being tracked (when hashPayload). */
+  private currentHash = 0;
   private readonly stored: ConversationSummary[] = [];
   private readonly closeKinds: Record<string, number> = {};
   private notListed = 0;
@@ -103,6 +114,12 @@ export class AnalysisSession implements FlowObserver {
   private current: InputReport | null = null;
   private frameOffset = 0;
   private tcpBefore = 0;
+  /**
+   * First and last packet time of the current input. Kept here and copied to the InputReport when
+   * the input ends: its start/end fields may be null, so each store there would box a new number.
+   */
+  private inputStart = Infinity;
+  private inputEnd = -Infinity;
 
   constructor(options: SessionOptions = {}) {
     this.engine = new DetectorEngine(DETECTORS, options.policy ?? emptyPolicy(), this, options.onFinding ?? null);
@@ -110,6 +127,7 @@ export class AnalysisSession implements FlowObserver {
     this.filter = options.filter ? PacketFilter.create(options.filter) : null;
     this.maxStored = options.maxStoredConversations ?? DEFAULT_MAX_STORED_CONVERSATIONS;
     this.segmentObserver = options.segmentObserver ?? null;
+    this.hashPayload = options.payloadHash === true && this.segmentObserver !== null;
   }
 
   get liveConversations(): number {
@@ -121,11 +139,14 @@ export class AnalysisSession implements FlowObserver {
   }
 
   beginInput(path: string): void {
+    this.segmentObserver?.beginInput?.(path);
     this.current = {
       path, format: 'unknown', byteOrder: 'unknown', nanosecond: false, linkTypes: [], packets: 0,
       tcpPackets: 0, bytes: 0, start: null, end: null, truncated: false, warnings: [], error: null,
     };
     this.tcpBefore = this.tracker.stats.tcpPackets;
+    this.inputStart = Infinity;
+    this.inputEnd = -Infinity;
     this.inputs.push(this.current);
   }
 
@@ -135,16 +156,18 @@ export class AnalysisSession implements FlowObserver {
     input.packets++;
     input.bytes += rec.originalLength;
     const time = rec.time;
-    if (input.start === null || time < input.start) input.start = time;
-    if (input.end === null || time > input.end) input.end = time;
+    if (time < this.inputStart) this.inputStart = time;
+    if (time > this.inputEnd) this.inputEnd = time;
     if (this.decoder.decode(rec, this.packet) !== DecodeStatus.Tcp) return;
     if (this.filter !== null && !this.filter.matches(this.packet)) return;
+    if (this.hashPayload) this.currentHash = payloadHash(rec.data, this.packet);
     this.tracker.packet(this.frameOffset + rec.frame, time, rec.originalLength, this.inputs.length - 1, this.packet);
   };
 
   /** Closes the current input with what the reader learned about it. */
   endInput(info: CaptureInfo): void {
     const input = this.current as InputReport;
+    this.closeTimes(input);
     input.format = info.format;
     input.byteOrder = info.byteOrder;
     input.nanosecond = info.nanosecond;
@@ -161,10 +184,17 @@ export class AnalysisSession implements FlowObserver {
   /** The current input could not be read at all. */
   failInput(message: string): void {
     (this.current as InputReport).error = message;
+    this.closeTimes(this.current as InputReport);
     this.current = null;
   }
 
+  private closeTimes(input: InputReport): void {
+    if (this.inputStart !== Infinity) input.start = this.inputStart;
+    if (this.inputEnd !== -Infinity) input.end = this.inputEnd;
+  }
+
   onSegment(conv: Conversation, seg: Segment): void {
+    if (this.hashPayload) seg.payloadHash = this.currentHash;
     this.segmentObserver?.onSegment(conv, seg);
   }
 
@@ -187,6 +217,7 @@ export class AnalysisSession implements FlowObserver {
   }
 
   finish(): AnalysisResult {
+    if (this.current !== null) this.closeTimes(this.current);
     this.tracker.finish();
     this.engine.finish();
     const conversations = this.stored.sort((a, b) => a.id - b.id);

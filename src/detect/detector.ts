@@ -33,6 +33,13 @@ export interface DetectorContext<T extends Record<string, number>> {
   slot: number;
   /** Adds a finding, or replaces the earlier one with the same key (evidence grew). */
   report(finding: DetectorFinding): void;
+  /**
+   * Whether anyone watches findings as they change (live capture, a FindingListener). When false,
+   * only the last report of each finding is ever seen: a detector whose report costs time in
+   * proportion to its evidence may skip re-reporting on every new piece of it, provided it reports
+   * the finished finding (in finish()), so a long capture does not cost quadratic time.
+   */
+  readonly live: boolean;
 }
 
 /**

@@ -5,6 +5,8 @@ import type { DetectorInstance, DetectorSpec } from './detector.js';
 import { compareFindings, type Finding } from './finding.js';
 import { type Policy, thresholdsFor } from './policy.js';
 
+function noSegment(): void {}
+
 /** Told when a finding appears or grows (live capture prints these as they happen). */
 export type FindingListener = (finding: Finding, isUpdate: boolean) => void;
 
@@ -15,6 +17,12 @@ export type FindingListener = (finding: Finding, isUpdate: boolean) => void;
 export class DetectorEngine implements FlowObserver {
   private readonly instances: DetectorInstance[] = [];
   private readonly interests: number[] = [];
+  /**
+   * Each instance's onSegment, bound once: the per-segment loop calls a function from an array
+   * instead of looking a method up on a dozen differently shaped objects (a megamorphic lookup on
+   * every segment for every interested detector).
+   */
+  private readonly segmentHandlers: ((conv: Conversation, seg: Segment) => void)[] = [];
   private readonly findings = new Map<string, Finding>();
   /** `next` sees every segment and finalised conversation after the detectors did. */
   constructor(
@@ -30,6 +38,7 @@ export class DetectorEngine implements FlowObserver {
       const instance = spec.create({
         thresholds: thresholdsFor(spec, policy),
         slot,
+        live: listener !== null,
         report: (found) => {
           const { key, ...rest } = found;
           const id = `${spec.id}/${key}`;
@@ -51,15 +60,18 @@ export class DetectorEngine implements FlowObserver {
         },
       });
       this.instances.push(instance);
-      this.interests.push(instance.interest);
+      const onSegment = instance.onSegment;
+      this.interests.push(onSegment === undefined ? 0 : instance.interest);
+      this.segmentHandlers.push(onSegment === undefined ? noSegment : onSegment.bind(instance));
     }
   }
 
   onSegment(conv: Conversation, seg: Segment): void {
     const notes = seg.notes;
     const interests = this.interests;
+    const handlers = this.segmentHandlers;
     for (let i = 0; i < interests.length; i++) {
-      if ((notes & interests[i]) !== 0) this.instances[i].onSegment?.(conv, seg);
+      if ((notes & interests[i]) !== 0) handlers[i](conv, seg);
     }
     this.next?.onSegment(conv, seg);
   }

@@ -9,11 +9,17 @@ import type { DecodedPacket } from '../decode/packet.js';
  * Handles are indexes into `values`; freed handles are reused, so memory follows live flows.
  */
 const KEY_WORDS = 9;
+/** Words per stored key: 64 bytes, so a key never straddles two cache lines. */
+const KEY_STRIDE = 16;
 
 export class FlowTable<V> {
-  private slots: Int32Array; // handle + 1, 0 = empty
+  /**
+   * Open-addressed slots in pairs: [handle + 1 (0 = empty), hash]. The hash sits next to the handle
+   * so a probe compares it without touching the key store: one cache line per probe.
+   */
+  private slots: Int32Array;
   private mask: number;
-  private keys: Uint32Array = new Uint32Array(KEY_WORDS * 1024);
+  private keys: Uint32Array = new Uint32Array(KEY_STRIDE * 1024);
   private hashes: Int32Array = new Int32Array(1024);
   private readonly values: (V | undefined)[] = [];
   private readonly freeHandles: number[] = [];
@@ -26,7 +32,7 @@ export class FlowTable<V> {
   constructor(initialCapacity = 4096) {
     let capacity = 16;
     while (capacity < initialCapacity * 2) capacity *= 2;
-    this.slots = new Int32Array(capacity);
+    this.slots = new Int32Array(capacity * 2);
     this.mask = capacity - 1;
   }
 
@@ -67,24 +73,24 @@ export class FlowTable<V> {
   find(): number {
     const slots = this.slots;
     const mask = this.mask;
-    let i = this.probeHash & mask;
+    const hash = this.probeHash;
+    let i = hash & mask;
     for (;;) {
-      const entry = slots[i];
+      const entry = slots[2 * i];
       if (entry === 0) return -1;
-      const handle = entry - 1;
-      if (this.hashes[handle] === this.probeHash && this.keyEquals(handle)) return handle;
+      if (slots[2 * i + 1] === hash && this.keyEquals(entry - 1)) return entry - 1;
       i = (i + 1) & mask;
     }
   }
 
   /** Stores value under the loaded key (which must not be present) and returns its handle. */
   insert(value: V): number {
-    if ((this.live + 1) * 2 > this.slots.length) this.grow();
+    if ((this.live + 1) * 2 > this.mask + 1) this.grow();
     const handle = this.freeHandles.length > 0 ? (this.freeHandles.pop() as number) : this.values.length;
     if (handle === this.values.length) this.values.push(value);
     else this.values[handle] = value;
     if (handle >= this.hashes.length) this.growKeyStore();
-    this.keys.set(this.probe, handle * KEY_WORDS);
+    this.keys.set(this.probe, handle * KEY_STRIDE);
     this.hashes[handle] = this.probeHash;
     this.place(handle);
     this.live++;
@@ -104,21 +110,23 @@ export class FlowTable<V> {
     const slots = this.slots;
     const mask = this.mask;
     let i = this.hashes[handle] & mask;
-    while (slots[i] !== handle + 1) i = (i + 1) & mask;
+    while (slots[2 * i] !== handle + 1) i = (i + 1) & mask;
     // Backward-shift deletion: pull later members of the probe run into the hole.
     let hole = i;
     let j = (i + 1) & mask;
-    while (slots[j] !== 0) {
-      const home = this.hashes[slots[j] - 1] & mask;
+    while (slots[2 * j] !== 0) {
+      const home = slots[2 * j + 1] & mask;
       const distanceHome = (j - home) & mask;
       const distanceHole = (j - hole) & mask;
       if (distanceHome >= distanceHole) {
-        slots[hole] = slots[j];
+        slots[2 * hole] = slots[2 * j];
+        slots[2 * hole + 1] = slots[2 * j + 1];
         hole = j;
       }
       j = (j + 1) & mask;
     }
-    slots[hole] = 0;
+    slots[2 * hole] = 0;
+    slots[2 * hole + 1] = 0;
     this.values[handle] = undefined;
     this.freeHandles.push(handle);
     this.live--;
@@ -134,22 +142,25 @@ export class FlowTable<V> {
 
   private keyEquals(handle: number): boolean {
     const keys = this.keys;
-    const base = handle * KEY_WORDS;
+    const base = handle * KEY_STRIDE;
     const k = this.probe;
     for (let i = 0; i < KEY_WORDS; i++) if (keys[base + i] !== k[i]) return false;
     return true;
   }
 
   private place(handle: number): void {
+    const slots = this.slots;
     const mask = this.mask;
-    let i = this.hashes[handle] & mask;
-    while (this.slots[i] !== 0) i = (i + 1) & mask;
-    this.slots[i] = handle + 1;
+    const hash = this.hashes[handle];
+    let i = hash & mask;
+    while (slots[2 * i] !== 0) i = (i + 1) & mask;
+    slots[2 * i] = handle + 1;
+    slots[2 * i + 1] = hash;
   }
 
   private grow(): void {
     this.slots = new Int32Array(this.slots.length * 2);
-    this.mask = this.slots.length - 1;
+    this.mask = this.slots.length / 2 - 1;
     for (let h = 0; h < this.values.length; h++) if (this.values[h] !== undefined) this.place(h);
   }
 

@@ -66,4 +66,11 @@ export class Segment {
   notes = 0;
   /** Seconds since the previous packet of this conversation in either direction (0 for the first). */
   idleBefore = 0;
+  /**
+   * 32-bit FNV-1a hash of the payload, for observers that match packets across captures
+   * (`connscope correlate`). Computed by the AnalysisSession only when SessionOptions.payloadHash
+   * is set, and only for the session's segmentObserver; 0 otherwise, and 0 when the payload is
+   * empty or not captured in full (snaplen).
+   */
+  payloadHash = 0;
 }

@@ -1,4 +1,3 @@
-import { formatAddress } from '../decode/address.js';
 import { type Conversation, type Endpoint, Side } from './conversation.js';
 import type { CloseKind } from './conversation.js';
 
@@ -47,7 +46,7 @@ export interface ConversationSummary {
 }
 
 export function endpointSummary(endpoint: Endpoint, ipVersion: 4 | 6): EndpointSummary {
-  return { ip: formatAddress(endpoint.addr, ipVersion), port: endpoint.port };
+  return { ip: endpoint.ipText(ipVersion), port: endpoint.port };
 }
 
 /** `10.0.0.1:443` or `[2001:db8::1]:443`. */
@@ -61,10 +60,6 @@ function sideName(side: Side): 'client' | 'server' | null {
   return null;
 }
 
-function perSide<T>(conv: Conversation, pick: (endpoint: Endpoint) => T): PerSide<T> {
-  return { client: pick(conv.client), server: pick(conv.server) };
-}
-
 function closedBy(conv: Conversation): Side {
   if (conv.closeKind === 'rst-client') return Side.Client;
   if (conv.closeKind === 'rst-server') return Side.Server;
@@ -72,39 +67,123 @@ function closedBy(conv: Conversation): Side {
   return Side.None;
 }
 
+/*
+ * A session keeps up to hundreds of thousands of summaries, and most of their small objects repeat:
+ * {client: 0, server: 0} counters, the same options and TTLs, the same server. Summaries share one
+ * frozen object for each of those values instead of holding a copy each, which halves their
+ * memory. Every cache is bounded: past its limit it starts over (values are then merely not shared).
+ */
+const INTERN_LIMIT = 1 << 16;
+
+class Interned<T> {
+  private map = new Map<number, T>();
+  get(key: number, make: () => T): T {
+    let value = this.map.get(key);
+    if (value === undefined) {
+      if (this.map.size >= INTERN_LIMIT) this.map = new Map();
+      value = Object.freeze(make());
+      this.map.set(key, value);
+    }
+    return value;
+  }
+}
+
+const countPairs = new Interned<PerSide<number>>();
+const ttlPairs = new Interned<PerSide<number | null>>();
+const sideOptions = new Interned<SideOptions>();
+const optionPairs = new Interned<PerSide<SideOptions>>();
+const servers = new Interned<EndpointSummary>();
+const openCloses = new Interned<ConversationSummary['close']>();
+
+type SideOptions = ConversationSummary['options']['client'];
+
+/** Counts below this are shared (pairs of them); larger ones get their own object. */
+const SMALL_COUNT = 1 << 20;
+
+function countPair(client: number, server: number): PerSide<number> {
+  if (client >= SMALL_COUNT || server >= SMALL_COUNT) return { client, server };
+  return countPairs.get(client * SMALL_COUNT + server, () => ({ client, server }));
+}
+
+function ttlPair(conv: Conversation): PerSide<number | null> {
+  const client = conv.client.ttlFirst;
+  const server = conv.server.ttlFirst;
+  // ttlFirst is -1 (unknown) or an IPv4 TTL / IPv6 hop limit (0..255).
+  return ttlPairs.get((client + 1) * 512 + (server + 1), () => ({
+    client: client >= 0 ? client : null,
+    server: server >= 0 ? server : null,
+  }));
+}
+
+/** Index of one side's options: mss (-1..65535), window scale (-1..255), SACK, timestamps. */
+function optionsKey(e: Endpoint): number {
+  return (((e.mss + 1) * 512 + (e.windowScale + 1)) * 2 + (e.sackPermitted ? 1 : 0)) * 2 + (e.timestamps ? 1 : 0);
+}
+
+function optionsOf(e: Endpoint, key: number): SideOptions {
+  return sideOptions.get(key, () => ({
+    mss: e.mss >= 0 ? e.mss : null,
+    windowScale: e.windowScale >= 0 ? e.windowScale : null,
+    sackPermitted: e.sackPermitted,
+    timestamps: e.timestamps,
+  }));
+}
+
+function optionPair(conv: Conversation): PerSide<SideOptions> {
+  const c = optionsKey(conv.client);
+  const s = optionsKey(conv.server);
+  // Keys stay below 2^27: the pair below 2^54, exact as a double.
+  return optionPairs.get(c * 2 ** 27 + s, () => ({ client: optionsOf(conv.client, c), server: optionsOf(conv.server, s) }));
+}
+
+function serverSummary(conv: Conversation): EndpointSummary {
+  const server = conv.server;
+  if (conv.ipVersion !== 4) return endpointSummary(server, conv.ipVersion);
+  const word = server.addressWord(3);
+  return servers.get(word * 65536 + server.port, () => endpointSummary(server, 4));
+}
+
+const CLOSE_KIND_KEYS: Record<CloseKind, number> = {
+  'fin': 0, 'rst-client': 1, 'rst-server': 2, 'open-at-end': 3, 'timeout-evicted': 4, 'superseded': 5,
+};
+
+function closeOf(conv: Conversation, closeTime: number): ConversationSummary['close'] {
+  const kind = conv.closeKind;
+  const by = sideName(closedBy(conv));
+  if (closeTime >= 0) return { kind, by, time: closeTime };
+  return openCloses.get(CLOSE_KIND_KEYS[kind] * 3 + (by === null ? 0 : by === 'client' ? 1 : 2), () => ({ kind, by, time: null }));
+}
+
 export function summarize(conv: Conversation): ConversationSummary {
   const handshakeRtt = conv.establishedTime >= 0 && conv.lastSynTime >= 0 ? conv.establishedTime - conv.lastSynTime : -1;
   const closeTime = conv.closeTime >= 0 ? conv.closeTime : conv.client.finTime >= 0 || conv.server.finTime >= 0
     ? Math.max(conv.client.finTime, conv.server.finTime) : -1;
+  const client = conv.client;
+  const server = conv.server;
   return {
     id: conv.id,
     input: conv.input,
     ipVersion: conv.ipVersion,
-    client: endpointSummary(conv.client, conv.ipVersion),
-    server: endpointSummary(conv.server, conv.ipVersion),
+    client: endpointSummary(client, conv.ipVersion),
+    server: serverSummary(conv),
     start: conv.start,
     end: conv.end,
     firstFrame: conv.firstFrame,
     lastFrame: conv.lastFrame,
     midstream: conv.midstream,
-    packets: perSide(conv, (e) => e.packets),
-    bytes: perSide(conv, (e) => e.bytes),
-    payloadBytes: perSide(conv, (e) => e.payloadBytes),
-    retransmissions: perSide(conv, (e) => e.retransmissions),
-    keepAlives: perSide(conv, (e) => e.keepAlives),
-    zeroWindows: perSide(conv, (e) => e.zeroWindows),
-    dupAcks: perSide(conv, (e) => e.dupAcks),
-    resets: perSide(conv, (e) => e.rsts),
+    packets: countPair(client.packets, server.packets),
+    bytes: { client: client.bytes, server: server.bytes },
+    payloadBytes: { client: client.payloadBytes, server: server.payloadBytes },
+    retransmissions: countPair(client.retransmissions, server.retransmissions),
+    keepAlives: countPair(client.keepAlives, server.keepAlives),
+    zeroWindows: countPair(client.zeroWindows, server.zeroWindows),
+    dupAcks: countPair(client.dupAcks, server.dupAcks),
+    resets: countPair(client.rsts, server.rsts),
     handshakeRttMs: handshakeRtt >= 0 ? roundMicros(handshakeRtt * 1000) : null,
-    close: { kind: conv.closeKind, by: sideName(closedBy(conv)), time: closeTime >= 0 ? closeTime : null },
+    close: closeOf(conv, closeTime),
     longestIdleSeconds: roundMicros(conv.longestIdle),
-    options: perSide(conv, (e) => ({
-      mss: e.mss >= 0 ? e.mss : null,
-      windowScale: e.windowScale >= 0 ? e.windowScale : null,
-      sackPermitted: e.sackPermitted,
-      timestamps: e.timestamps,
-    })),
-    ttl: perSide(conv, (e) => (e.ttlFirst >= 0 ? e.ttlFirst : null)),
+    options: optionPair(conv),
+    ttl: ttlPair(conv),
     previousId: conv.previousId > 0 ? conv.previousId : null,
     previousGapSeconds: conv.previousId > 0 && conv.previousCloseTime >= 0 ? roundMicros(conv.start - conv.previousCloseTime) : null,
   };

@@ -15,8 +15,9 @@ export interface FlowObserver {
 
 export interface TrackerOptions {
   /**
-   * Conversations tracked at once. Past it the longest-closed, then the longest-silent, are
-   * finalised as `timeout-evicted`, so a SYN flood or port scan costs bounded memory.
+   * Conversations tracked at once. Past it the longest-closed, then the cheapest to lose (see
+   * evictionTier) and longest-silent, are finalised as `timeout-evicted`, so a SYN flood or port
+   * scan costs bounded memory and does not push out the connections worth diagnosing.
    */
   maxConversations: number;
   /**
@@ -37,6 +38,9 @@ export const DEFAULT_TRACKER_OPTIONS: TrackerOptions = {
   closedLingerSeconds: 120,
   outOfOrderSeconds: 0.003,
 };
+
+/** 2 ** n for every window scale byte: Math.pow per packet costs more than the rest of onWindow. */
+const POWERS_OF_TWO = Float64Array.from({ length: 256 }, (_, n) => 2 ** n);
 
 /** Fraction of maxConversations freed at once when the cap is hit, so eviction cost is amortised. */
 const EVICTION_BATCH = 0.05;
@@ -67,6 +71,8 @@ export class FlowTracker {
   private readonly seg = new Segment();
   private readonly options: TrackerOptions;
   private now = 0;
+  /** finish() is releasing every conversation: no point in compacting their records. */
+  private finishing = false;
 
   constructor(
     private readonly observer: FlowObserver,
@@ -109,6 +115,7 @@ export class FlowTracker {
 
   /** Finalises every conversation still tracked (end of capture). */
   finish(): void {
+    this.finishing = true;
     this.table.forEach((conv, handle) => {
       this.table.remove(handle);
       conv.handle = -1;
@@ -116,6 +123,7 @@ export class FlowTracker {
     });
     this.closeQueue.length = 0;
     this.closeQueueHead = 0;
+    this.finishing = false;
   }
 
   /** Calls fn for each live conversation (live views: top talkers, trouble ranking). */
@@ -162,8 +170,8 @@ export class FlowTracker {
     conv.clientIsLow = sourceIsClient === this.table.sourceIsLow;
     const client = conv.client;
     const server = conv.server;
-    client.addr.set(sourceIsClient ? pkt.srcAddr : pkt.dstAddr);
-    server.addr.set(sourceIsClient ? pkt.dstAddr : pkt.srcAddr);
+    client.setAddress(sourceIsClient ? pkt.srcAddr : pkt.dstAddr);
+    server.setAddress(sourceIsClient ? pkt.dstAddr : pkt.srcAddr);
     client.port = sourceIsClient ? pkt.srcPort : pkt.dstPort;
     server.port = sourceIsClient ? pkt.dstPort : pkt.srcPort;
     if (previous !== null) {
@@ -255,10 +263,28 @@ export class FlowTracker {
     if (time > conv.end) conv.end = time;
     conv.lastFrame = frame;
     this.stats.flagsByDirection[fromClient ? 0 : 1][flags & 0xff]++;
+    if ((notes & Note.NewData) !== 0) this.noteNewData(sender, peer, seg);
 
     seg.window = sender.window;
     seg.notes = notes;
     this.observer.onSegment(conv, seg);
+  }
+
+  /** The sender's last new-data segment, and the head of its flight when it starts at the peer's ACK. */
+  private noteNewData(sender: Endpoint, peer: Endpoint, seg: Segment): void {
+    const first = sender.packets === 1;
+    sender.lastNewSeq = seg.seq;
+    sender.lastNewTime = seg.time;
+    sender.lastNewFrame = seg.frame;
+    sender.lastNewIdle = seg.idleBefore;
+    sender.lastNewFirst = first;
+    if (!peer.ackKnown || peer.lastAck === seg.seq) {
+      sender.headSeq = seg.seq;
+      sender.headTime = seg.time;
+      sender.headFrame = seg.frame;
+      sender.headIdle = seg.idleBefore;
+      sender.headFirst = first;
+    }
   }
 
   private onSyn(
@@ -388,7 +414,8 @@ export class FlowTracker {
 
   private onWindow(sender: Endpoint, peer: Endpoint, time: number, rawWindow: number): number {
     // RFC 7323: the scale applies only when both SYNs carried the option.
-    const scaled = sender.windowScale >= 0 && peer.windowScale >= 0 ? rawWindow * 2 ** sender.windowScale : rawWindow;
+    const shift = sender.windowScale;
+    const scaled = shift >= 0 && peer.windowScale >= 0 ? rawWindow * POWERS_OF_TWO[shift & 0xff] : rawWindow;
     sender.window = scaled;
     if (rawWindow === 0) {
       sender.zeroWindows++;
@@ -482,25 +509,37 @@ export class FlowTracker {
       this.finalize(conv, closeKindOf(conv));
     }
     if (this.table.size <= target) return;
-    const threshold = this.idleThreshold(this.table.size - target);
-    const victims: Conversation[] = [];
+    // A flood or a scan must not push out the conversations that matter: the cheapest tier goes
+    // first (see evictionTier), and within a tier the longest silent.
+    const counts = [0, 0, 0];
     this.table.forEach((conv) => {
-      if (conv.end <= threshold && victims.length < this.table.size - target) victims.push(conv);
+      counts[evictionTier(conv)]++;
     });
-    for (const conv of victims) {
-      this.table.remove(conv.handle);
-      conv.handle = -1;
-      this.stats.evicted++;
-      this.finalize(conv, 'timeout-evicted');
+    let left = this.table.size - target;
+    for (let tier = 0; tier < counts.length && left > 0; tier++) {
+      if (counts[tier] === 0) continue;
+      const take = Math.min(left, counts[tier]);
+      const threshold = take === counts[tier] ? Infinity : this.idleThreshold(take, tier, counts[tier]);
+      const victims: Conversation[] = [];
+      this.table.forEach((conv) => {
+        if (victims.length < take && conv.end <= threshold && evictionTier(conv) === tier) victims.push(conv);
+      });
+      for (const conv of victims) {
+        this.table.remove(conv.handle);
+        conv.handle = -1;
+        this.stats.evicted++;
+        this.finalize(conv, 'timeout-evicted');
+      }
+      left -= victims.length;
     }
   }
 
-  /** Last-packet time at or below which `count` conversations lie. */
-  private idleThreshold(count: number): number {
-    const ends = new Float64Array(this.table.size);
+  /** Last-packet time at or below which `count` of the `size` conversations of a tier lie. */
+  private idleThreshold(count: number, tier: number, size: number): number {
+    const ends = new Float64Array(size);
     let i = 0;
     this.table.forEach((conv) => {
-      ends[i++] = conv.end;
+      if (evictionTier(conv) === tier) ends[i++] = conv.end;
     });
     ends.sort();
     return ends[Math.min(ends.length - 1, count - 1)];
@@ -511,7 +550,20 @@ export class FlowTracker {
     closeZeroWindow(conv.client, conv.end);
     closeZeroWindow(conv.server, conv.end);
     this.observer.onFinalize(conv);
+    conv.release(!this.finishing);
   }
+}
+
+/**
+ * What evicting a live conversation would lose, cheapest first. 0: two packets or fewer (a flood's
+ * SYN, a scan's SYN and RST, a stray segment). 1: a handshake that never completed or carried data
+ * (retried SYNs, a SYN flood's retransmitted SYN-ACKs). 2: a connection that carried data. Only once
+ * a tier is empty does eviction reach the next: a SYN flood or a port scan (tier 0) cannot push out
+ * a connection that got past its handshake, however long that connection has been idle.
+ */
+function evictionTier(conv: Conversation): number {
+  if (conv.client.packets + conv.server.packets <= 2) return 0;
+  return conv.establishedTime < 0 && conv.client.payloadPackets + conv.server.payloadPackets === 0 ? 1 : 2;
 }
 
 /** A window still closed when the conversation ends counts as a stall up to its last packet. */

@@ -12,13 +12,31 @@ export const SCHEMA_VERSION = 1;
 /** Chunks are gathered up to this size before a write, to keep the number of writes small. */
 const CHUNK = 1 << 16;
 
+/** Resolves when `out` can take more, or will never take any (closed, destroyed, errored). */
+export function drained(out: Writable): Promise<void> {
+  if (out.destroyed) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      out.off('drain', done);
+      out.off('close', done);
+      out.off('error', done);
+      resolve();
+    };
+    out.on('drain', done);
+    out.on('close', done);
+    out.on('error', done);
+  });
+}
+
 export async function writeJsonReport(result: AnalysisResult, out: Writable): Promise<void> {
   let buffer = '';
   const flush = async (): Promise<void> => {
     if (buffer === '') return;
     const chunk = buffer;
     buffer = '';
-    if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', resolve));
+    // A reader that went away (`| head`) destroys the stream: 'drain' would never come.
+    if (out.destroyed) return;
+    if (!out.write(chunk)) await drained(out);
   };
   const emit = async (text: string): Promise<void> => {
     buffer += text;

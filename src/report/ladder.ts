@@ -30,6 +30,11 @@ export function noteLabels(notes: number): string[] {
   return labelledNotes(notes).map(([, label]) => label);
 }
 
+/** The labels with their tone, for reports that colour them (the HTML ladder). */
+export function noteLabelTones(notes: number): { label: string; tone: 'bad' | 'warn' | 'info' }[] {
+  return labelledNotes(notes).map(([, label, tone]) => ({ label, tone }));
+}
+
 function styleNotes(notes: number, chalk: ChalkInstance): string {
   return labelledNotes(notes)
     .map(([, label, tone]) => (tone === 'bad' ? chalk.red(label) : tone === 'warn' ? chalk.yellow(label) : chalk.dim(label)))

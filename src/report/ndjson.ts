@@ -1,7 +1,7 @@
 import type { Writable } from 'node:stream';
 import type { AnalysisResult } from '../core/session.js';
 import { TOOL } from '../version.js';
-import { SCHEMA_VERSION } from './json.js';
+import { drained, SCHEMA_VERSION } from './json.js';
 
 /**
  * NDJSON: one JSON object per line, each with a `type` — `report` (schema and tool), `input`,
@@ -11,7 +11,9 @@ import { SCHEMA_VERSION } from './json.js';
  */
 export async function writeNdjsonReport(result: AnalysisResult, out: Writable): Promise<void> {
   const write = async (line: object): Promise<void> => {
-    if (!out.write(`${JSON.stringify(line)}\n`)) await new Promise<void>((resolve) => out.once('drain', resolve));
+    // A reader that went away (`| head`) destroys the stream: 'drain' would never come.
+    if (out.destroyed) return;
+    if (!out.write(`${JSON.stringify(line)}\n`)) await drained(out);
   };
   await write({ type: 'report', schemaVersion: SCHEMA_VERSION, tool: TOOL });
   for (const input of result.inputs) await write({ type: 'input', ...input });

@@ -161,16 +161,48 @@ function conversationsHeading(result: AnalysisResult, shown: number, flows: Flow
   return `CONVERSATIONS (${formatCount(total)})`;
 }
 
+/**
+ * Rows per cli-table3 table. It spreads all rows into one call (a stack overflow somewhere past 100,000;
+ * seen with `--flows all` on a flood of 250,000) and slows down with size, so a long listing is drawn in pieces of this
+ * many rows with the same column widths, the borders between pieces left out: one table to the eye.
+ */
+const TABLE_PIECE = 2000;
+
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+function drawTable(head: string[], rows: string[][]): string {
+  if (rows.length <= TABLE_PIECE) {
+    const table = new Table({ head, style: TABLE_STYLE, chars: COMPACT });
+    for (const row of rows) table.push(row);
+    return table.toString();
+  }
+  // Content plus one space of padding each side, as cli-table3 sizes columns itself.
+  const widths = head.map((h) => h.replace(ANSI, '').length + 2);
+  for (const row of rows) {
+    row.forEach((cell, i) => {
+      const width = cell.replace(ANSI, '').length + 2;
+      if (width > widths[i]!) widths[i] = width;
+    });
+  }
+  const pieces: string[] = [];
+  for (let at = 0; at < rows.length; at += TABLE_PIECE) {
+    const table = new Table({ head: at === 0 ? head : [], colWidths: widths, style: TABLE_STYLE, chars: COMPACT });
+    for (const row of rows.slice(at, at + TABLE_PIECE)) table.push(row);
+    const lines = table.toString().split('\n');
+    if (at > 0) lines.shift();
+    if (at + TABLE_PIECE < rows.length) lines.pop();
+    pieces.push(lines.join('\n'));
+  }
+  return pieces.join('\n');
+}
+
 function renderConversations(conversations: readonly ConversationSummary[], chalk: ChalkInstance): string {
-  const table = new Table({
-    head: ['#', 'client', 'server', 'packets c→s/s→c', 'bytes c→s/s→c', 'duration', 'RTT', 'retrans c/s', 'end'].map((h) => chalk.bold(h)),
-    style: TABLE_STYLE,
-    chars: COMPACT,
-  });
+  const head = ['#', 'client', 'server', 'packets c→s/s→c', 'bytes c→s/s→c', 'duration', 'RTT', 'retrans c/s', 'end'].map((h) => chalk.bold(h));
+  const rows: string[][] = [];
   for (const conv of conversations) {
     const retrans = conv.retransmissions.client + conv.retransmissions.server;
     const end = conv.close.by ? `${conv.close.kind} (${conv.close.by})` : conv.close.kind;
-    table.push([
+    rows.push([
       String(conv.id) + (conv.midstream ? '*' : ''),
       hostPort(conv.client),
       hostPort(conv.server),
@@ -182,7 +214,7 @@ function renderConversations(conversations: readonly ConversationSummary[], chal
       conv.close.kind.startsWith('rst') ? chalk.red(end) : end,
     ]);
   }
-  return table.toString() + (conversations.some((c) => c.midstream) ? '\n* started before the capture: client guessed from ports' : '');
+  return drawTable(head, rows) + (conversations.some((c) => c.midstream) ? '\n* started before the capture: client guessed from ports' : '');
 }
 
 function renderFlags(result: AnalysisResult, chalk: ChalkInstance): string {

@@ -30,10 +30,11 @@ const SEED_UNITS = 120;
 const CORPUS_SEED_BYTES = 256 * 1024;
 
 function readSeed(path: string): Uint8Array | null {
-  let bytes: Uint8Array = readFileSync(path);
+  // A plain Uint8Array, not a Buffer: Buffer's slice() is a view, and mutants must be copies.
+  let bytes: Uint8Array = new Uint8Array(readFileSync(path));
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
-      bytes = gunzipSync(bytes);
+      bytes = new Uint8Array(gunzipSync(bytes));
     } catch {
       return null;
     }
@@ -165,7 +166,7 @@ export async function runCase(c: FuzzCase): Promise<AnalysisResult> {
   }
   const result = session.finish();
   checkResult(result, c);
-  await checkReports(result);
+  await checkReports(result, c.index);
   for (const { rows, summary, truncated } of ladder.ladders.values()) renderLadder(summary, rows, truncated, makeChalk(1));
   return result;
 }
@@ -249,7 +250,7 @@ export function checkResult(result: AnalysisResult, c: Pick<FuzzCase, 'inputs' |
 }
 
 /** Every report format renders, and the machine-readable ones parse back. */
-async function checkReports(result: AnalysisResult): Promise<void> {
+async function checkReports(result: AnalysisResult, index: number): Promise<void> {
   const json = new Collect();
   await writeJsonReport(result, json);
   const parsed = JSON.parse(json.text) as { conversations: unknown[]; findings: unknown[] };
@@ -259,9 +260,8 @@ async function checkReports(result: AnalysisResult): Promise<void> {
   await writeNdjsonReport(result, ndjson);
   const lines = ndjson.text.trimEnd().split('\n').map((line) => JSON.parse(line) as { type: string });
   assert.equal(lines.length, 2 + result.inputs.length + result.findings.length + result.conversations.length);
-  for (const flows of ['all', 'interesting'] as const) {
-    renderText(result, { chalk: makeChalk(0), flows, limit: 20, quiet: false });
-  }
+  // The table library takes longer than the analysis: one case in four is rendered as text.
+  if (index % 4 === 0) renderText(result, { chalk: makeChalk(1), flows: 'interesting', limit: 5, quiet: false });
   const junit = renderJunit(result, {
     detectors: DETECTORS.map((d) => d.id), failOn: 'warning', timestamp: new Date(0), hostname: 'fuzz',
   });

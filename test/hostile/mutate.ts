@@ -527,6 +527,56 @@ const scatterTuples: Mutation = (rng, b, l) => {
   return out;
 };
 
+/** New gaps between packets: bursts, idle periods of minutes to years, steps back in time. */
+const retime: Mutation = (rng, b, l) => {
+  const units = l.units.filter((u) => u.timeAt >= 0);
+  if (units.length === 0) return timestamps(rng, b, l, []);
+  const out = b.slice();
+  const le = l.littleEndian;
+  const micro = l.format === 'pcap' && (u32(b, 0, true) === 0xa1b2c3d4 || u32(b, 0, true) === 0xd4c3b2a1);
+  let sec = u32(b, units[0]!.timeAt, le);
+  for (const unit of units) {
+    if (l.format !== 'pcap') {
+      // pcapng: move the 64-bit count by a random amount in its own units
+      if (rng.chance(0.2)) setU32(out, unit.timeAt + 4, rng.u32(), le);
+      if (rng.chance(0.05)) setU32(out, unit.timeAt, u32(out, unit.timeAt, le) + rng.pick([1, 0xffffffff, rng.int(16)]), le);
+      continue;
+    }
+    sec = (sec + rng.pick([0, 0, 0, 1, 2, 5, 30, 121, 3600, 86400 * 365, -1, -60, rng.int(1000)])) >>> 0;
+    setU32(out, unit.timeAt, sec, le);
+    setU32(out, unit.timeAt + 4, rng.int(micro ? 1000000 : 1000000000), le);
+  }
+  return out;
+};
+
+/** Packets of the same conversations with their flags rewritten: resets, SYNs and FINs mid-stream. */
+const flagsMany: Mutation = (rng, b, l) => {
+  const out = b.slice();
+  const flags = [0x02, 0x12, 0x04, 0x14, 0x01, 0x11, 0x19, 0x10, 0x18, 0x06, 0x03, 0x00, 0x29, 0xc2];
+  const rate = rng.pick([0.02, 0.1, 0.5]);
+  for (const p of packets(b, l)) {
+    if (p.tcp >= 0 && p.tcp + 14 <= p.unit.data + p.unit.dataLength && rng.chance(rate)) out[p.tcp + 13] = rng.pick(flags);
+  }
+  return out;
+};
+
+/** Neighbouring records swapped: reordering as a capture on several CPUs or a merge leaves it. */
+const reorder: Mutation = (rng, b, l) => {
+  const units = l.units.filter((u) => u.data >= 0);
+  if (units.length < 2) return bitFlips(rng, b, l, []);
+  let out = b;
+  for (let n = 1 + rng.int(8); n > 0; n--) {
+    const ul = layout(out).units.filter((u) => u.data >= 0);
+    if (ul.length < 2) break;
+    const i = rng.int(ul.length - 1);
+    const x = ul[i]!;
+    const y = ul[i + 1]!;
+    if (x.at + x.length !== y.at) continue;
+    out = concat(out.subarray(0, x.at), out.subarray(y.at, y.at + y.length), out.subarray(x.at, x.at + x.length), out.subarray(y.at + y.length));
+  }
+  return out === b ? b.slice() : out;
+};
+
 export const MUTATIONS: readonly [Mutation, number][] = [
   [bitFlips, 14],
   [byteSets, 8],
@@ -539,6 +589,9 @@ export const MUTATIONS: readonly [Mutation, number][] = [
   [headers, 6],
   [hugeClaims, 3],
   [scatterTuples, 3],
+  [retime, 5],
+  [flagsMany, 5],
+  [reorder, 5],
 ];
 const TOTAL_WEIGHT = MUTATIONS.reduce((n, [, w]) => n + w, 0);
 

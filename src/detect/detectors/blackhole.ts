@@ -51,6 +51,10 @@ class State {
   finalized = false;
 }
 
+/** The state of every conversation that ended before any payload: finalised, never written. */
+const ENDED = new State();
+ENDED.finalized = true;
+
 export const blackhole: DetectorSpec<Thresholds> = {
   id: 'blackhole',
   title: 'Requests ACKed but never answered (blackhole)',
@@ -190,10 +194,19 @@ export const blackhole: DetectorSpec<Thresholds> = {
     return {
       interest: Note.NewData | Note.AckProgress | Note.ZeroWindow | Note.Fin | Note.Reset,
       onSegment(conv: Conversation, seg: Segment) {
-        const state = stateOf(conv);
-        if (state.finalized) return;
         const notes = seg.notes;
         const isData = (notes & Note.NewData) !== 0 && seg.payloadLength > 0 && (notes & Note.AfterReset) === 0;
+        let state = conv.scratch[slot] as State | undefined;
+        if (state === undefined) {
+          // Until the first payload a segment leaves the state as it starts, except an RST or FIN,
+          // which ends it with nothing to report: no state for handshakes (a SYN flood, a scan).
+          if (!isData) {
+            if ((notes & (Note.Reset | Note.Fin)) !== 0) conv.scratch[slot] = ENDED;
+            return;
+          }
+          state = stateOf(conv);
+        }
+        if (state.finalized) return;
         if (seg.fromClient) {
           if (isData) {
             if (!state.pending) {

@@ -89,7 +89,7 @@ export const idleTimeout: DetectorSpec<Thresholds> = {
     'Or raise the device\'s idle timeout above the longest idle period the application needs: AWS ALB `idle_timeout.timeout_seconds`, AWS NLB `tcp.idle_timeout.seconds`, Azure LB `idleTimeoutInMinutes`, GCP Cloud NAT `tcpEstablishedIdleTimeoutSec`, Linux `net.netfilter.nf_conntrack_tcp_timeout_established`.',
     'Make clients fail fast and reconnect rather than hang in retransmissions: TCP_USER_TIMEOUT on the socket, connection-pool validation or max idle time below the bound.',
   ],
-  create({ thresholds, slot, report }) {
+  create({ thresholds, slot, report, live }) {
     const emit = (group: GapGroup): void => {
       const shortest = group.shortestFailed;
       if (shortest === null) return;
@@ -143,8 +143,10 @@ export const idleTimeout: DetectorSpec<Thresholds> = {
     };
 
     const book = new IdleGapBook(thresholds.minGapSeconds, thresholds.minSurvivedGapSeconds, thresholds.failRetries, (_conv, result, group) => {
-      // Report as soon as a gap fails (live capture); survivals only refine a bracket already shown.
-      if (result.outcome === 'failed' || group.failedCount > 0) emit(group);
+      // Report as soon as a gap fails (live capture); survivals only refine a bracket already shown,
+      // and are worth a report (which costs as much as the group's evidence) only when watched live:
+      // finish() reports every group.
+      if (result.outcome === 'failed' || (live && group.failedCount > 0)) emit(group);
     });
 
     return {

@@ -76,6 +76,10 @@ class State {
   done = false;
 }
 
+/** The state of every conversation the server ended before any payload: done, never written. */
+const DONE = new State();
+DONE.done = true;
+
 export const keepaliveRace: DetectorSpec<Thresholds> = {
   id: 'keepalive-race',
   title: 'Request on a pooled connection the server was closing',
@@ -209,10 +213,19 @@ export const keepaliveRace: DetectorSpec<Thresholds> = {
     return {
       interest: Note.NewData | Note.Fin | Note.Reset,
       onSegment(conv: Conversation, seg: Segment) {
-        const state = stateOf(conv);
-        if (state.done) return;
         const notes = seg.notes;
         const payload = (notes & Note.NewData) !== 0 && seg.payloadLength > 0 && (notes & Note.AfterReset) === 0;
+        let state = conv.scratch[slot] as State | undefined;
+        if (state === undefined) {
+          // Until the first payload only the server's RST or FIN changes the state, and it ends it
+          // (nothing answered yet): no state for handshakes (a SYN flood, a scan).
+          if (!payload) {
+            if (!seg.fromClient && (notes & (Note.Reset | Note.Fin)) !== 0) conv.scratch[slot] = DONE;
+            return;
+          }
+          state = stateOf(conv);
+        }
+        if (state.done) return;
         if (seg.fromClient) {
           if (!payload) return;
           if (state.finTime >= 0) {

@@ -82,24 +82,12 @@ function pairKey(conv: Conversation): string {
   return `${conv.client.addr.join('.')}>${conv.server.addr.join('.')}:${conv.server.port}`;
 }
 
-/** Per conversation: the storm in progress per direction and the last new data sent per direction. */
+/**
+ * Per conversation with a retransmission: the storm in progress per direction. Created at the first
+ * retransmission only; the original send it anchors on is the tracker's (Endpoint.lastNew*, head*).
+ */
 class State {
   readonly storms: [Storm | null, Storm | null] = [null, null];
-  readonly lastNewSeq = [0, 0];
-  readonly lastNewTime = [-1, -1];
-  readonly lastNewFrame = [0, 0];
-  readonly lastNewIdle = [0, 0];
-  readonly lastNewUncertain = [false, false];
-  /**
-   * Per direction, the new-data segment that started at the peer's acknowledgement point: the head
-   * of the flight in the air. An RTO re-sends the oldest unacknowledged data, which is this segment
-   * when a flight of several went out (the last new segment is then another one).
-   */
-  readonly headSeq = [0, 0];
-  readonly headTime = [-1, -1];
-  readonly headFrame = [0, 0];
-  readonly headIdle = [0, 0];
-  readonly headUncertain = [false, false];
   /** Time of the last retransmission per direction, whatever its sequence number. */
   readonly lastRetransmitTime = [-1, -1];
   /**
@@ -340,34 +328,22 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
     return {
       interest: Note.NewData | Note.Retransmission | Note.AckProgress,
       onSegment(conv: Conversation, seg: Segment) {
-        const state = stateOf(conv);
+        // Most conversations never retransmit: they get no state, and cost one look here.
+        let state = conv.scratch[slot] as State | undefined;
         const direction = seg.fromClient ? 0 : 1;
         const other = direction === 0 ? 1 : 0;
         // The peer acknowledging past the stalled sequence ends that direction's storm.
-        const opposing = state.storms[other];
+        const opposing = state === undefined ? null : state.storms[other];
         if (opposing !== null && (seg.notes & Note.AckProgress) !== 0 && seqGt(seg.ack, opposing.seq)) {
           opposing.recoveredTime = seg.time;
-          endStorm(conv, state, other);
+          endStorm(conv, state as State, other);
         }
         if ((seg.notes & Note.NewData) !== 0) {
           if (watched.size > 0 && seg.fromClient && (seg.flags & (TcpFlag.SYN | TcpFlag.ACK)) === TcpFlag.SYN) onNewConnection(conv, seg);
-          state.lastNewSeq[direction] = seg.seq;
-          state.lastNewTime[direction] = seg.time;
-          state.lastNewFrame[direction] = seg.frame;
-          state.lastNewIdle[direction] = seg.idleBefore;
-          const sender = seg.fromClient ? conv.client : conv.server;
-          const peer = seg.fromClient ? conv.server : conv.client;
-          state.lastNewUncertain[direction] = conv.midstream && sender.packets === 1;
-          if (!peer.ackKnown || peer.lastAck === seg.seq) {
-            state.headSeq[direction] = seg.seq;
-            state.headTime[direction] = seg.time;
-            state.headFrame[direction] = seg.frame;
-            state.headIdle[direction] = seg.idleBefore;
-            state.headUncertain[direction] = state.lastNewUncertain[direction];
-          }
           return;
         }
         if ((seg.notes & Note.Retransmission) === 0 || (seg.notes & Note.SynRetransmission) !== 0) return;
+        if (state === undefined) state = stateOf(conv);
         const previousRetransmit = state.lastRetransmitTime[direction];
         state.lastRetransmitTime[direction] = seg.time;
         let storm = state.storms[direction];
@@ -379,17 +355,20 @@ export const retransmitStorm: DetectorSpec<Thresholds> = {
           storm = new Storm();
           storm.seq = seg.seq;
           storm.fin = seg.payloadLength === 0 && (seg.notes & Note.Fin) !== 0;
-          if (state.lastNewTime[direction] >= 0 && state.lastNewSeq[direction] === seg.seq) {
-            storm.originalTime = state.lastNewTime[direction];
-            storm.originalFrame = state.lastNewFrame[direction];
-            storm.idleBefore = state.lastNewIdle[direction];
-            storm.originalUncertain = state.lastNewUncertain[direction];
-          } else if (state.headTime[direction] >= 0 && state.headSeq[direction] === seg.seq) {
+          // The original send: the sender's last new data, or the head of its flight. When the capture
+          // joined the conversation midstream, the sender's first packet may itself be a re-send.
+          const sender = seg.fromClient ? conv.client : conv.server;
+          if (sender.lastNewTime >= 0 && sender.lastNewSeq === seg.seq) {
+            storm.originalTime = sender.lastNewTime;
+            storm.originalFrame = sender.lastNewFrame;
+            storm.idleBefore = sender.lastNewIdle;
+            storm.originalUncertain = conv.midstream && sender.lastNewFirst;
+          } else if (sender.headTime >= 0 && sender.headSeq === seg.seq) {
             // The first segment of a flight, re-sent after the rest of the flight went out.
-            storm.originalTime = state.headTime[direction];
-            storm.originalFrame = state.headFrame[direction];
-            storm.idleBefore = state.headIdle[direction];
-            storm.originalUncertain = state.headUncertain[direction];
+            storm.originalTime = sender.headTime;
+            storm.originalFrame = sender.headFrame;
+            storm.idleBefore = sender.headIdle;
+            storm.originalUncertain = conv.midstream && sender.headFirst;
           }
           // Another segment re-sent since the original: the tail-loss probe of this flight.
           if (storm.originalTime >= 0 && previousRetransmit > storm.originalTime) storm.probeTime = previousRetransmit;

@@ -14,6 +14,12 @@ type Thresholds = {
 const MAX_SYNS = 32;
 /** Conversation ids and latencies kept per server. */
 const MAX_KEPT = 64;
+/**
+ * Servers (ip:port) followed at once. A scan or a SYN flood to many addresses makes one group per
+ * server; at this many, the groups with nothing to report are forgotten (bounded memory), and if that
+ * frees too little, new servers are not followed at all.
+ */
+const MAX_SERVERS = 100_000;
 
 /** 'inferred': no SYN-ACK in the capture, but the conversation went on, so one was received. */
 type Outcome = 'pending' | 'syn-ack' | 'inferred' | 'refused' | 'time-wait-ack';
@@ -140,6 +146,14 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
   ],
   create({ thresholds, slot, report }) {
     const groups = new Map<string, ServerGroup>();
+    /** Set when forgetting quiet groups freed too little: sweeping again would cost per packet. */
+    let full = false;
+    const forgetQuiet = (): void => {
+      for (const [key, group] of groups) {
+        if (group.problemConversations.length === 0 && group.pendingRetried === 0) groups.delete(key);
+      }
+      if (groups.size > MAX_SERVERS / 2) full = true;
+    };
 
     // An attempt without any retransmission is never a problem here (a scan, or the capture ended).
     const minRetransmissions = Math.max(1, thresholds.minSynRetransmissions);
@@ -242,6 +256,8 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
           const key = hostPort(server);
           let group = groups.get(key);
           if (group === undefined) {
+            if (groups.size >= MAX_SERVERS && !full) forgetQuiet();
+            if (full) return;
             group = new ServerGroup(key, server);
             groups.set(key, group);
           }
