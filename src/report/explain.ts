@@ -1,11 +1,21 @@
 import type { ChalkInstance } from 'chalk';
 import type { DetectorSpec } from '../detect/detector.js';
 
-/** `connscope explain`: one line per detector. */
-export function renderCatalogue(specs: readonly DetectorSpec[], chalk: ChalkInstance): string {
-  const width = Math.max(...specs.map((s) => s.id.length));
-  const lines = specs.map((s) => `  ${chalk.bold(s.id.padEnd(width))}  ${s.severity.padEnd(8)} ${s.summary}`);
-  return [chalk.bold('Detectors (connscope explain <id> for details):'), ...lines].join('\n') + '\n';
+export interface CatalogueSection {
+  heading: string;
+  specs: readonly DetectorSpec[];
+}
+
+/** `connscope explain`: one line per finding kind, in sections sharing one id column. */
+export function renderCatalogue(sections: readonly CatalogueSection[], chalk: ChalkInstance): string {
+  const width = Math.max(...sections.flatMap((section) => section.specs.map((s) => s.id.length)));
+  const blocks = sections.map((section) =>
+    [
+      chalk.bold(section.heading),
+      ...section.specs.map((s) => `  ${chalk.bold(s.id.padEnd(width))}  ${s.severity.padEnd(8)} ${s.summary}`),
+    ].join('\n'),
+  );
+  return blocks.join('\n\n') + '\n';
 }
 
 function wrap(text: string, width = 96, indent = '  '): string {

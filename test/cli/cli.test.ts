@@ -175,13 +175,18 @@ test('check --expect: present findings pass; a missing or unexpected one fails',
   assert.match(unexpected.stdout, /✘ unexpected retransmit-storm/);
 });
 
-test('explain lists every detector and details one', () => {
+test('explain lists every detector and correlate finding, and details one of each', () => {
   const list = connscope(['explain']);
   assert.equal(list.code, 0);
   for (const id of ['retransmit-storm', 'blackhole', 'timewait-collision', 'reset-ratio', 'zero-window']) assert.match(list.stdout, new RegExp(`\\b${id}\\b`));
+  const [, correlateSection = ''] = list.stdout.split(/^Found only by connscope correlate.*$/m);
+  for (const id of ['path-loss', 'in-flight-change', 'unpropagated-failure']) assert.match(correlateSection, new RegExp(`\\b${id}\\b`));
   const one = connscope(['explain', 'retransmit-storm']);
   assert.match(one.stdout, /minRetransmits/);
   assert.match(one.stdout, /Evidence fields/);
+  const correlateOnly = connscope(['explain', 'unpropagated-failure']);
+  assert.equal(correlateOnly.code, 0);
+  assert.match(correlateOnly.stdout, /minSilentSeconds/);
 });
 
 test('flow: the ladder of the storm conversation shows its retransmissions', () => {
