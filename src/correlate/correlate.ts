@@ -1,3 +1,4 @@
+import { plural } from '../english.js';
 import { analyzeFiles, combineResults } from '../core/analyze.js';
 import type { AnalysisResult } from '../core/session.js';
 import type { FilterOptions } from '../core/filter.js';
@@ -151,7 +152,7 @@ function matchedBy(pair: Pair, path: PathReport | null): string[] {
   } else {
     const by = e.payloadBy === 'hash' ? 'content (payload hash) and length'
       : e.payloadBy === 'length' ? 'length (payload not captured)' : 'content, or length where the payload was not captured in full,';
-    out.push(`${e.payloadMatches} payload segment${e.payloadMatches === 1 ? '' : 's'} (${e.payloadBytes} bytes) with the same ${by} within the forwarding delay`);
+    out.push(`${plural(e.payloadMatches, 'payload segment')} (${e.payloadBytes} bytes) with the same ${by} within the forwarding delay`);
     out.push('different sequence spaces: a proxy terminating TCP');
     out.push(`B's conversation starts ${Math.abs(e.startDelta * 1000).toFixed(3)} ms ${e.startDelta >= 0 ? 'after' : 'before'} A's`);
   }

@@ -1,3 +1,4 @@
+import { plural } from '../english.js';
 import { basename } from 'node:path';
 import { injectedRst } from '../detect/detectors/injected-rst.js';
 import { blackhole } from '../detect/detectors/blackhole.js';
@@ -51,10 +52,6 @@ function refEvidence(r: PacketRef, names: Names): Record<string, unknown> {
     ttl: r.ttl,
     ipId: r.ipId,
   };
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
 function other(c: CaptureName): CaptureName {

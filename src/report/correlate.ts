@@ -1,3 +1,4 @@
+import { plural } from '../english.js';
 import type { Writable } from 'node:stream';
 import type { ChalkInstance } from 'chalk';
 import type { CorrelateOutcome, CorrelationReport, PairSection } from '../correlate/correlate.js';
@@ -90,8 +91,8 @@ function renderPair(pair: PairSection, chalk: ChalkInstance): string[] {
     const delay = [x.forwardDelay.c2s !== null ? `c→s ${shortSeconds(x.forwardDelay.c2s)}` : null, x.forwardDelay.s2c !== null ? `s→c ${shortSeconds(x.forwardDelay.s2c)}` : null]
       .filter((v) => v !== null);
     const req = x.proxySeconds !== null
-      ? `${x.requestCount} answered request${x.requestCount === 1 ? '' : 's'}, time in the proxy median ${shortSeconds(x.proxySeconds.median)}, max ${shortSeconds(x.proxySeconds.max)}`
-      : `${x.requestCount} answered request${x.requestCount === 1 ? '' : 's'}`;
+      ? `${plural(x.requestCount, 'answered request')}, time in the proxy median ${shortSeconds(x.proxySeconds.median)}, max ${shortSeconds(x.proxySeconds.max)}`
+      : `${plural(x.requestCount, 'answered request')}`;
     lines.push(`      latency: ${req}${delay.length > 0 ? `; forwarding ${delay.join(', ')}` : ''}`);
     if (x.backFailure !== null) {
       const f = x.backFailure;
@@ -111,14 +112,14 @@ export function renderCorrelation(report: CorrelationReport, chalk: ChalkInstanc
   for (const name of ['A', 'B'] as const) {
     const c = report.captures[name];
     const span = c.start !== null && c.end !== null ? `, ${formatTime(c.start)} → ${formatTime(c.end)}` : '';
-    out.push(`  ${name}: ${c.path}: ${formatCount(c.conversations)} conversation${c.conversations === 1 ? '' : 's'}${span}` +
+    out.push(`  ${name}: ${c.path}: ${plural(c.conversations, 'conversation')}${span}` +
       (c.packetsNotRecorded > 0 ? chalk.yellow(` (${formatCount(c.packetsNotRecorded)} packets over the recording caps not correlated)`) : ''));
   }
   out.push(`  ${clockLine(report.clock)}`);
-  out.push(`  ${formatCount(t.pairs)} pair${t.pairs === 1 ? '' : 's'}: ${formatCount(t.sameConnection)} same connection, ${formatCount(t.proxied)} proxied`);
+  out.push(`  ${plural(t.pairs, 'pair')}: ${formatCount(t.sameConnection)} same connection, ${formatCount(t.proxied)} proxied`);
   if (t.sameConnection > 0) {
     out.push(`  same connection: ${t.complete} of ${t.sameConnection} complete; ${formatCount(t.packetsMatched)} packets matched, ${t.lost} lost between the points, ` +
-      `${t.appeared} appeared between them (${t.injectedRsts} injected RST${t.injectedRsts === 1 ? '' : 's'}), ${t.notCaptured} missed by a capture, ${t.outside} outside the other capture's span`);
+      `${t.appeared} appeared between them (${plural(t.injectedRsts, 'injected RST')}), ${t.notCaptured} missed by a capture, ${t.outside} outside the other capture's span`);
   }
   for (const pair of report.pairs) {
     out.push('');
@@ -148,8 +149,8 @@ export function renderCorrelateText(outcome: CorrelateOutcome, options: TextOpti
   const t = outcome.correlation?.totals;
   let tail = '';
   if (t !== undefined) {
-    const parts = [`${formatCount(t.pairs)} pair${t.pairs === 1 ? '' : 's'} (${formatCount(t.sameConnection)} same connection, ${formatCount(t.proxied)} proxied)`];
-    if (t.sameConnection > 0) parts.push(`${formatCount(t.packetsMatched)} packets matched, ${t.lost} lost, ${t.injectedRsts} injected RST${t.injectedRsts === 1 ? '' : 's'}`);
+    const parts = [`${plural(t.pairs, 'pair')} (${formatCount(t.sameConnection)} same connection, ${formatCount(t.proxied)} proxied)`];
+    if (t.sameConnection > 0) parts.push(`${formatCount(t.packetsMatched)} packets matched, ${t.lost} lost, ${plural(t.injectedRsts, 'injected RST')}`);
     if (t.proxied > 0) parts.push(`${formatCount(t.undeliveredBytes)} bytes undelivered through proxies`);
     parts.push(`unmatched conversations A ${t.unmatchedConversations.A} / B ${t.unmatchedConversations.B}`);
     tail = options.chalk.bold(`; correlation: ${parts.join(', ')}`);

@@ -1,3 +1,4 @@
+import { plural } from '../english.js';
 import type { ChalkInstance } from 'chalk';
 import Table from 'cli-table3';
 import type { AnalysisResult, BaselineReport, InputReport } from '../core/session.js';
@@ -239,7 +240,7 @@ export function summaryLine(result: AnalysisResult, chalk: ChalkInstance): strin
   const count = (s: Severity) => result.findings.filter((f) => f.severity === s).length;
   const captures = result.inputs.length;
   return chalk.bold(
-    `Summary: ${captures} capture${captures === 1 ? '' : 's'}, ${formatCount(result.summary.conversations)} conversations, ` +
+    `Summary: ${plural(captures, 'capture')}, ${plural(result.summary.conversations, 'conversation')}, ` +
       `${count('critical')} critical, ${count('warning')} warning, ${count('info')} info`,
   );
 }

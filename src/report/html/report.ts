@@ -1,3 +1,4 @@
+import { plural } from '../../english.js';
 import type { AnalysisResult, InputReport } from '../../core/session.js';
 import type { SequenceRecording, TimelineData } from '../../core/timeline.js';
 import { linkTypeName } from '../../decode/link-types.js';
@@ -111,7 +112,7 @@ function header(result: AnalysisResult, generatedAt: Date | undefined): string {
   const duration = s.start !== null && s.end !== null ? formatDuration(s.end - s.start) : '-';
   return `<header>
 <h1>${esc(TOOL.name)} report</h1>
-<div class="muted">${result.inputs.length} capture${result.inputs.length === 1 ? '' : 's'}${generatedAt ? `, made ${esc(generatedAt.toISOString().replace('T', ' ').slice(0, 19))} UTC` : ''}</div>
+<div class="muted">${plural(result.inputs.length, 'capture')}${generatedAt ? `, made ${esc(generatedAt.toISOString().replace('T', ' ').slice(0, 19))} UTC` : ''}</div>
 <ul class="inputs">${result.inputs.map(inputLine).join('')}</ul>
 <nav class="toc"><a href="#findings">Findings</a><a href="#timeline">Timeline</a><a href="#flagged">Flagged conversations</a><a href="#table">All conversations</a></nav>
 <section class="tiles" id="summary">
@@ -217,7 +218,7 @@ function conversationsSection(
 <div class="meta">${meta}.${partial}</div>
 <div class="named">${findings.map((f) => `<a href="#finding-${result.findings.indexOf(f) + 1}"><span class="badge sev-${f.severity}">${esc(f.severity)}</span> <span class="detector">${esc(f.detector)}</span></a>`).join('')}</div>
 ${renderSequenceGraph(rec, { findings, clientLabel, serverLabel })}
-<details${rec.points.length <= 80 ? ' open' : ''}><summary>Ladder: ${formatCount(rec.points.length)} packet${rec.points.length === 1 ? '' : 's'} (<code>${esc(command)}</code>)</summary><div class="scroll">${ladder}</div></details>
+<details${rec.points.length <= 80 ? ' open' : ''}><summary>Ladder: ${plural(rec.points.length, 'packet')} (<code>${esc(command)}</code>)</summary><div class="scroll">${ladder}</div></details>
 </article>`);
   }
   const undrawn = [...flagged].filter((id) => !drawn.some((r) => r.id === id) && data.sequence(id) === null).length;
