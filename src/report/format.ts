@@ -36,6 +36,12 @@ export function formatTime(seconds: number): string {
   return `${iso.slice(0, 10)} ${iso.slice(11, 19)}.${String(carry ? 0 : micros).padStart(6, '0')}`;
 }
 
+/** Time of day with milliseconds, `20:10:54.754`, for evidence where the date is already in the heading. */
+export function formatTimeOfDay(seconds: number): string {
+  const full = formatTime(seconds);
+  return /^\d{4}-/.test(full) ? full.slice(11, 23) : full;
+}
+
 export function formatDuration(seconds: number): string {
   if (seconds < 1) return `${(seconds * 1000).toFixed(seconds < 0.01 ? 2 : 1)} ms`;
   if (seconds < 120) return `${seconds.toFixed(2)} s`;

@@ -6,7 +6,8 @@ import { type Finding, type Severity, SEVERITIES } from '../detect/finding.js';
 import type { ConversationSummary } from '../flow/summary.js';
 import { linkTypeName } from '../decode/link-types.js';
 import { TOOL } from '../version.js';
-import { formatBytes, formatCount, formatDuration, formatTime, hostPort } from './format.js';
+import { formatBytes, formatCount, formatDuration, formatTime, formatTimeOfDay, hostPort } from './format.js';
+import { inputSourceLabel } from './input-label.js';
 
 export type FlowSelection = 'interesting' | 'all' | 'flagged' | 'none';
 
@@ -55,8 +56,7 @@ function renderInput(input: InputReport, chalk: ChalkInstance): string[] {
     return lines;
   }
   const links = input.linkTypes.length > 0 ? [...new Set(input.linkTypes)].map(linkTypeName).join(', ') : 'none';
-  const resolution = input.nanosecond ? 'ns' : 'µs';
-  lines.push(`  ${input.format} (${input.byteOrder}-endian, ${resolution}), link ${links}`);
+  lines.push(`  ${inputSourceLabel(input)}, link ${links}`);
   const span = input.start !== null && input.end !== null
     ? `, ${formatTime(input.start)} → ${formatTime(input.end)} (${formatDuration(input.end - input.start)})`
     : '';
@@ -117,13 +117,24 @@ export function formatEvidence(evidence: Record<string, unknown>): string {
   const parts: string[] = [];
   for (const [key, value] of Object.entries(evidence)) {
     if (value === null || value === undefined) continue;
+    const format = CAPTURE_TIME_KEY.test(key) ? formatTimeScalar : formatScalar;
     if (Array.isArray(value)) {
       if (value.length === 0 || value.some((item) => typeof item === 'object' && item !== null)) continue;
-      const items = value.slice(0, 6).map(formatScalar);
+      const items = value.slice(0, 6).map(format);
       parts.push(`${key}=[${items.join(', ')}${value.length > 6 ? `, … ${value.length - 6} more` : ''}]`);
-    } else if (typeof value !== 'object') parts.push(`${key}=${formatScalar(value)}`);
+    } else if (typeof value !== 'object') parts.push(`${key}=${format(value)}`);
   }
   return parts.join(' ');
+}
+
+/**
+ * Evidence fields holding capture times (seconds since the epoch, as JSON keeps them): `times`,
+ * `sinceTime`, `peakWindowStart`... Ten-digit epoch seconds mean nothing to a reader; a time of day does.
+ */
+const CAPTURE_TIME_KEY = /^times?$|Times?$|Start$/;
+
+function formatTimeScalar(value: unknown): string {
+  return typeof value === 'number' ? formatTimeOfDay(value) : formatScalar(value);
 }
 
 function formatScalar(value: unknown): string {

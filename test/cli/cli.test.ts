@@ -207,3 +207,13 @@ test('colour: NO_COLOR and --no-color give plain text, FORCE_COLOR forces colour
   const off = spawnSync(process.execPath, [CLI, 'analyze', STORM, '--no-color'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: undefined, FORCE_COLOR: '1' } });
   assert.doesNotMatch(off.stdout, /\x1b\[/);
 });
+
+test('text evidence shows capture times as times of day, the JSON keeps epoch seconds', () => {
+  const json = JSON.parse(connscope(['analyze', STORM, '--json']).stdout);
+  const storm = json.findings.find((f: { detector: string }) => f.detector === 'retransmit-storm');
+  const text = connscope(['analyze', STORM, '--flows', 'none']).stdout;
+  const times = (storm.evidence.times as number[]).slice(0, 6);
+  assert.ok(times.length > 0 && times.every((t) => t > 1e9), 'JSON times are epoch seconds');
+  const clock = (t: number) => new Date(Math.floor(t * 1000)).toISOString().slice(11, 23);
+  assert.ok(text.includes(`times=[${times.map(clock).join(', ')}`), `text evidence lists ${times.map(clock).join(', ')}`);
+});
