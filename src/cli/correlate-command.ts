@@ -1,15 +1,13 @@
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { CORRELATION_SPECS } from '../correlate/catalogue.js';
 import { correlateFiles, DEFAULT_MAX_FORWARD_DELAY } from '../correlate/correlate.js';
 import type { Severity } from '../detect/finding.js';
-import { applySetting, emptyPolicy, type Policy, policyFromJson } from '../detect/policy.js';
 import { DETECTORS } from '../detect/registry.js';
 import { renderCorrelateText, writeCorrelateJson } from '../report/correlate.js';
 import type { FlowSelection } from '../report/text.js';
 import { UsageError } from './errors.js';
-import { addPolicyOptions, chalkFor, findingsExitCode, parseNonNegativeInteger, type PolicyCliOptions } from './shared-options.js';
+import { addPolicyOptions, chalkFor, findingsExitCode, parseNonNegativeInteger, policyFromOptions, type PolicyCliOptions } from './shared-options.js';
 
 interface CorrelateCliOptions extends PolicyCliOptions {
   json?: boolean;
@@ -32,23 +30,6 @@ function parsePositiveSeconds(value: string): number {
   return n;
 }
 
-/** Policy as for analyze, with the correlation-only finding kinds known to --set and --config. */
-function correlationPolicy(options: PolicyCliOptions): Policy {
-  const specs = [...DETECTORS, ...CORRELATION_SPECS];
-  let policy = emptyPolicy();
-  if (options.config !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(options.config, 'utf8');
-    } catch (error) {
-      throw new UsageError(`cannot read policy file ${options.config}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-    }
-    policy = policyFromJson(text, options.config, specs);
-  }
-  for (const assignment of options.set ?? []) applySetting(policy, assignment, specs);
-  return policy;
-}
-
 export function registerCorrelate(program: Command, setCode: (code: number) => void): void {
   const command = program
     .command('correlate')
@@ -68,7 +49,7 @@ export function registerCorrelate(program: Command, setCode: (code: number) => v
 
 async function runCorrelate(pathA: string, pathB: string, options: CorrelateCliOptions): Promise<number> {
   if (pathA === '-' || pathB === '-') throw new UsageError('correlate reads two capture files; stdin (-) is not supported');
-  const policy = correlationPolicy(options);
+  const policy = policyFromOptions(options, [...DETECTORS, ...CORRELATION_SPECS]);
   const outcome = await correlateFiles(pathA, pathB, {
     policy,
     clockOffset: options.clockOffset ?? null,

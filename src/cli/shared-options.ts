@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
+import type { DetectorSpec } from '../detect/detector.js';
 import { type Severity, SEVERITIES, severityRank, type Finding } from '../detect/finding.js';
 import { applySetting, emptyPolicy, type Policy, policyFromJson } from '../detect/policy.js';
 import { DETECTORS } from '../detect/registry.js';
@@ -26,7 +27,8 @@ export function addPolicyOptions(command: Command): Command {
     .option('--no-color', 'no colour (also: NO_COLOR=1)');
 }
 
-export function policyFromOptions(options: PolicyCliOptions): Policy {
+/** --config then --set, validated against the finding kinds the command can produce. */
+export function policyFromOptions(options: PolicyCliOptions, specs: readonly DetectorSpec[] = DETECTORS): Policy {
   let policy = emptyPolicy();
   if (options.config !== undefined) {
     let text: string;
@@ -35,9 +37,9 @@ export function policyFromOptions(options: PolicyCliOptions): Policy {
     } catch (error) {
       throw new UsageError(`cannot read policy file ${options.config}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
     }
-    policy = policyFromJson(text, options.config, DETECTORS);
+    policy = policyFromJson(text, options.config, specs);
   }
-  for (const assignment of options.set ?? []) applySetting(policy, assignment, DETECTORS);
+  for (const assignment of options.set ?? []) applySetting(policy, assignment, specs);
   return policy;
 }
 
