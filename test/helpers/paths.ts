@@ -20,6 +20,23 @@ export function capture(name: string): string {
 }
 
 /** Facts measured from a lab capture with tshark when it was generated. */
+/** One conversation of a lab capture as fixtures/lab/labfacts.py measured it with tshark. */
+export interface LabConversationFacts {
+  stream: number;
+  client: string;
+  server: string;
+  first_frame: number;
+  last_frame: number;
+  start: number;
+  end: number;
+  frames_client_to_server: number;
+  frames_server_to_client: number;
+  syn: number;
+  fin: number;
+  rst: number;
+  retransmissions: number;
+}
+
 export function facts<T = Record<string, unknown>>(name: string): T {
   return JSON.parse(readFileSync(join(CAPTURES_DIR, `${name}.facts.json`), 'utf8')) as T;
 }

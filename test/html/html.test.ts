@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
-import { capture, CLI, facts } from '../helpers/paths.js';
+import { capture, CLI, facts, type LabConversationFacts } from '../helpers/paths.js';
 
 /**
  * The HTML report rendered for real: `connscope analyze --html` on lab captures, opened in headless
@@ -27,26 +27,10 @@ function skipUnless(...names: string[]): { skip: string | false } {
   return { skip: missing.length > 0 ? `${missing.join(', ')} not generated yet (fixtures/lab)` : false };
 }
 
-interface FactsConversation {
-  stream: number;
-  client: string;
-  server: string;
-  first_frame: number;
-  last_frame: number;
-  start: number;
-  end: number;
-  frames_client_to_server: number;
-  frames_server_to_client: number;
-  syn: number;
-  fin: number;
-  rst: number;
-  retransmissions: number;
-}
-
 interface StormFacts {
   first_frame_epoch: number;
   duration: number;
-  conversations: FactsConversation[];
+  conversations: LabConversationFacts[];
   storm: {
     stream: number;
     client: string;
@@ -59,7 +43,7 @@ interface StormFacts {
 }
 
 interface ZeroFacts {
-  conversations: FactsConversation[];
+  conversations: LabConversationFacts[];
   sender: string;
   zero_window_count: number;
   zero_window_frames: { frame: number }[];
@@ -238,7 +222,7 @@ function clientOf(heading: string): string {
 
 test('idle-timeout-storm: findings, Stevens graph, ladder, timeline and sortable table in Chromium', skipUnless(STORM), async (t) => {
   const f = facts<StormFacts>(STORM);
-  const stormConv = f.conversations.find((c) => c.stream === f.storm.stream) as FactsConversation;
+  const stormConv = f.conversations.find((c) => c.stream === f.storm.stream) as LabConversationFacts;
   const { html, findings } = report(STORM, [capture(`${STORM}.pcap`)]);
   const { page, info, problems, requests } = await open(html);
   try {

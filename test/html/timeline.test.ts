@@ -8,7 +8,7 @@ import { TimelineRecorder } from '../../src/core/timeline.js';
 import type { Finding } from '../../src/detect/finding.js';
 import { Note } from '../../src/flow/segment.js';
 import { renderHtml } from '../../src/report/html/report.js';
-import { capture, facts } from '../helpers/paths.js';
+import { capture, facts, type LabConversationFacts } from '../helpers/paths.js';
 import { scratchDir, splitPcap } from '../perf/helpers.js';
 
 /**
@@ -16,26 +16,10 @@ import { scratchDir, splitPcap } from '../perf/helpers.js';
  * against a large generated capture for the bounds. (html.test.ts renders it in Chromium.)
  */
 
-interface FactsConversation {
-  stream: number;
-  client: string;
-  server: string;
-  first_frame: number;
-  last_frame: number;
-  start: number;
-  end: number;
-  frames_client_to_server: number;
-  frames_server_to_client: number;
-  syn: number;
-  fin: number;
-  rst: number;
-  retransmissions: number;
-}
-
 interface StormFacts {
   first_frame_epoch: number;
   duration: number;
-  conversations: FactsConversation[];
+  conversations: LabConversationFacts[];
   storm: { stream: number; retransmission_count: number; retransmissions: { frame: number; epoch: number }[] };
   counts: { rst: number; retransmissions_tshark: number };
 }
@@ -89,7 +73,7 @@ test('storm timeline: per-second connections, retransmissions and open conversat
 test('storm conversation: every packet recorded, retransmissions at the frames tshark named', have(STORM), async () => {
   const f = facts<StormFacts>(STORM);
   const { result, data } = await record([capture(`${STORM}.pcap`)]);
-  const stormFacts = f.conversations.find((c) => c.stream === f.storm.stream) as FactsConversation;
+  const stormFacts = f.conversations.find((c) => c.stream === f.storm.stream) as LabConversationFacts;
   const conv = result.conversations.find((c) => `${c.client.ip}:${c.client.port}` === stormFacts.client);
   assert.ok(conv, 'the storm conversation is in the report');
   assert.ok(result.findings.some((x) => x.conversations.includes(conv.id)), 'a finding names it');
@@ -111,7 +95,7 @@ test('storm conversation: every packet recorded, retransmissions at the frames t
 
 test('separate captures: one timeline each, conversations numbered on as the report numbers them', have(STORM, ZERO), async () => {
   const storm = facts<StormFacts>(STORM);
-  const zero = facts<{ conversations: FactsConversation[]; zero_window_frames: { frame: number }[] }>(ZERO);
+  const zero = facts<{ conversations: LabConversationFacts[]; zero_window_frames: { frame: number }[] }>(ZERO);
   const { result, data } = await record([capture(`${STORM}.pcap`), capture(`${ZERO}.pcap`)]);
   assert.deepEqual(data.timelines.map((t) => t.inputs), [[0], [1]]);
   const zeroConv = result.conversations.find((c) => `${c.client.ip}:${c.client.port}` === zero.conversations[0].client);
@@ -132,7 +116,7 @@ test('a capture split in files and merged: one timeline, the same conversation r
     assert.equal(data.timelines.length, 1);
     assert.deepEqual(data.timelines[0].inputs, [0, 1, 2]);
     assert.equal(data.timelines[0].open.length, expectedBins(f).size);
-    const stormFacts = f.conversations.find((c) => c.stream === f.storm.stream) as FactsConversation;
+    const stormFacts = f.conversations.find((c) => c.stream === f.storm.stream) as LabConversationFacts;
     const conv = result.conversations.find((c) => `${c.client.ip}:${c.client.port}` === stormFacts.client);
     assert.ok(conv);
     assert.equal(data.sequence(conv.id)?.points.length, stormFacts.frames_client_to_server + stormFacts.frames_server_to_client);
