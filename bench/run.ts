@@ -54,7 +54,7 @@ export const CAPTURES: BenchCapture[] = [
 
 /**
  * Peak RSS connscope may reach on the 1M-distinct-tuple flood with the default conversation cap
- * (500,000; see docs/performance.md): the cap bounds it, not the number of tuples.
+ * (500,000; see README.md, "Performance"): the cap bounds it, not the number of tuples.
  */
 export const FLOOD_RSS_BOUND_MB = 2048;
 
