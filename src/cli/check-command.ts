@@ -18,7 +18,7 @@ export function registerCheck(program: Command, setCode: (code: number) => void)
     .argument('<capture...>', 'capture files')
     .requiredOption('--expect <file>', 'expect file: {"findings": [{"detector", "client", "server", "severity", "evidence": {...}}]}')
     .option('--merge', 'the files are parts of one capture');
-  addPolicyOptions(command).action(async (paths: string[], options: CheckCliOptions) => {
+  addPolicyOptions(command, 'unexpected findings at or above this severity fail the check (default: the expect file\'s failOn, else warning)').action(async (paths: string[], options: CheckCliOptions) => {
     let text: string;
     try {
       text = readFileSync(options.expect, 'utf8');
@@ -32,7 +32,7 @@ export function registerCheck(program: Command, setCode: (code: number) => void)
       setCode(2);
       return;
     }
-    const outcome = checkExpectations(result.findings, expect);
+    const outcome = checkExpectations(result.findings, { ...expect, failOn: options.failOn ?? expect.failOn });
     const chalk = chalkFor(process.stdout, options);
     const lines: string[] = [];
     for (const { expected, matched, reasons } of outcome.expectations) {

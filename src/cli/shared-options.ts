@@ -19,9 +19,9 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-export function addPolicyOptions(command: Command): Command {
+export function addPolicyOptions(command: Command, failOnMeaning = 'exit 1 when a finding at or above this severity exists'): Command {
   return command
-    .addOption(new Option('--fail-on <severity>', 'exit 1 when a finding at or above this severity exists').choices(SEVERITIES))
+    .addOption(new Option('--fail-on <severity>', failOnMeaning).choices(SEVERITIES))
     .option('--set <detector.name=value>', 'override a threshold, severity or enabled flag (repeatable)', collect)
     .option('--config <file>', 'policy file: {"thresholds": {...}, "severity": {...}, "disabled": [...]}')
     .option('--no-color', 'no colour (also: NO_COLOR=1)');

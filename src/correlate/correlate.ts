@@ -170,7 +170,7 @@ function unmatchedReason(conv: ConvPrint, other: CaptureFingerprints, shift: num
 /**
  * Correlates two captures of the same traffic taken at two points: analyses each (the same
  * detectors as `analyze`), pairs their conversations, estimates the clock offset, and explains
- * every difference. See docs/correlate.md.
+ * every difference. See the README, "Correlating two captures".
  */
 export async function correlateFiles(pathA: string, pathB: string, options: CorrelateOptions = {}): Promise<CorrelateOutcome> {
   const a = await fingerprint(pathA, options);

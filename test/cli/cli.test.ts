@@ -173,6 +173,14 @@ test('check --expect: present findings pass; a missing or unexpected one fails',
   const unexpected = connscope(['check', STORM, '--expect', expectFile]);
   assert.equal(unexpected.code, 1);
   assert.match(unexpected.stdout, /✘ unexpected retransmit-storm/);
+  // --fail-on overrides the file's failOn: with only the storm expected, the idle-timeout warning is
+  // unexpected at the file's level (warning) and tolerated at critical.
+  writeFileSync(expectFile, JSON.stringify({ findings: [{ detector: 'retransmit-storm', server: storm.server }], failOn: 'warning' }));
+  const strict = connscope(['check', STORM, '--expect', expectFile]);
+  assert.equal(strict.code, 1);
+  assert.match(strict.stdout, /✘ unexpected idle-timeout/);
+  const lenient = connscope(['check', STORM, '--expect', expectFile, '--fail-on', 'critical']);
+  assert.equal(lenient.code, 0, lenient.stdout);
 });
 
 test('explain lists every detector and correlate finding, and details one of each', () => {
