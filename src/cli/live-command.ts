@@ -1,3 +1,4 @@
+import { constants as osConstants } from 'node:os';
 import { type Command, Option } from 'commander';
 import type { Severity } from '../detect/finding.js';
 import { linkTypeName } from '../decode/link-types.js';
@@ -135,23 +136,30 @@ async function runLive(filterWords: string[], options: LiveCliOptions): Promise<
   });
   out.onClose(() => capture.stop('output-closed'));
 
+  // First signal: stop capturing, then the report. A second one while the capture winds down: no
+  // report, but the -w file is still completed (run() resolves to null once it is). Once the -w file
+  // is closed, a signal only cuts the report short: nothing is left to lose. The handlers stay
+  // installed to the end: the report may still be on its way to a slow reader after we return.
   let interrupts = 0;
+  let reportPhase = false;
+  let abortSignal: NodeJS.Signals | null = null;
   const onSignal = (signal: NodeJS.Signals): void => {
     interrupts++;
+    if (reportPhase) {
+      process.stderr.write(`connscope: ${signal}: report cut short\n`);
+      process.exit(signalExitCode(signal));
+    }
     if (interrupts === 1) {
       capture.stop(`signal ${signal}`);
       return;
     }
-    // A second Ctrl-C: the user does not want to wait for the capture to wind down.
-    capture.kill();
-    view.close();
-    process.stderr.write('connscope: interrupted again: exiting without a report\n');
-    process.exit(130);
+    abortSignal ??= signal;
+    capture.abort();
   };
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const signal of signals) process.on(signal, onSignal);
 
-  let outcome: LiveOutcome;
+  let outcome: LiveOutcome | null;
   try {
     outcome = await capture.run();
   } catch (error) {
@@ -159,7 +167,12 @@ async function runLive(filterWords: string[], options: LiveCliOptions): Promise<
     throw error;
   } finally {
     view.close();
-    for (const signal of signals) process.off(signal, onSignal);
+  }
+  reportPhase = true;
+  if (outcome === null) {
+    const written = capture.written !== null ? `; ${formatCount(capture.written)} packets written to ${options.write}` : '';
+    process.stderr.write(`connscope: interrupted again: exiting without a report${written}\n`);
+    return signalExitCode(abortSignal ?? 'SIGINT');
   }
 
   const { result, stats, errors, endReason } = outcome;
@@ -188,4 +201,9 @@ async function runLive(filterWords: string[], options: LiveCliOptions): Promise<
     }
   }
   return errors.length > 0 ? 2 : findingsExitCode(result.findings, options.failOn as Severity | undefined);
+}
+
+/** The shell's convention for a command ended by a signal: 128 + its number (130 for Ctrl-C). */
+function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + osConstants.signals[signal];
 }

@@ -36,8 +36,18 @@ export interface SessionObserver extends FlowObserver {
   beginInput?(path: string): void;
 }
 
+/** Where a live capture's packets came from: the report names it instead of the internal pcap stream. */
+export interface LiveSource {
+  interface: string;
+  backend: 'cap' | 'tcpdump';
+  /** The BPF filter, null when none was given. */
+  filter: string | null;
+}
+
 export interface InputReport {
   path: string;
+  /** Only for a live capture, whose `format` is then 'live'. */
+  live?: LiveSource;
   format: string;
   byteOrder: string;
   nanosecond: boolean;
@@ -138,12 +148,13 @@ export class AnalysisSession implements FlowObserver {
     return this.tracker.stats.tcpPackets;
   }
 
-  beginInput(path: string): void {
+  beginInput(path: string, live?: LiveSource): void {
     this.segmentObserver?.beginInput?.(path);
     this.current = {
       path, format: 'unknown', byteOrder: 'unknown', nanosecond: false, linkTypes: [], packets: 0,
       tcpPackets: 0, bytes: 0, start: null, end: null, truncated: false, warnings: [], error: null,
     };
+    if (live !== undefined) this.current.live = live;
     this.tcpBefore = this.tracker.stats.tcpPackets;
     this.inputStart = Infinity;
     this.inputEnd = -Infinity;
@@ -168,8 +179,10 @@ export class AnalysisSession implements FlowObserver {
   endInput(info: CaptureInfo): void {
     const input = this.current as InputReport;
     this.closeTimes(input);
-    input.format = info.format;
-    input.byteOrder = info.byteOrder;
+    // A live capture reaches the reader as a pcap stream from cap or tcpdump: its format and byte
+    // order are that pipe's, not something the user chose or can act on.
+    input.format = input.live !== undefined ? 'live' : info.format;
+    input.byteOrder = input.live !== undefined ? 'unknown' : info.byteOrder;
     input.nanosecond = info.nanosecond;
     input.linkTypes = info.linkTypes;
     input.truncated = info.truncated;

@@ -109,6 +109,7 @@ export class LiveCapture {
   private started = false;
   private endReason: string | null = null;
   private stopRequested = false;
+  private aborted = false;
   private readonly loss = new LossCounter();
   private readonly session: AnalysisSession;
   private writer: PcapFileWriter | null = null;
@@ -135,6 +136,11 @@ export class LiveCapture {
     });
   }
 
+  /** Packets written to the -w file so far (null without -w). */
+  get written(): number | null {
+    return this.writer?.packets ?? null;
+  }
+
   /** Ends the capture (signal, output closed, ...): the report is still produced. */
   stop(reason: string): void {
     if (this.stopRequested) return;
@@ -143,12 +149,19 @@ export class LiveCapture {
     if (this.started) this.backend?.stop();
   }
 
-  /** Ends the capture process at once (second Ctrl-C). */
-  kill(): void {
+  /**
+   * Ends at once, without a report (a second Ctrl-C): the capture process is killed and run()
+   * resolves to null as soon as the -w file holds every packet read so far, in whole records.
+   */
+  abort(): void {
+    this.aborted = true;
+    this.stopRequested = true;
+    this.endReason ??= 'aborted';
     this.backend?.kill();
   }
 
-  async run(): Promise<LiveOutcome> {
+  /** The outcome, or null when abort() ended it. */
+  async run(): Promise<LiveOutcome | null> {
     const { options } = this;
     if (options.backend === 'cap') await requireCap();
     await this.checkInterface();
@@ -164,16 +177,18 @@ export class LiveCapture {
       throw error;
     }
     this.started = true;
-    if (this.stopRequested) backend.stop();
+    if (fd !== null && options.writePath !== null) this.writer = new PcapFileWriter(fd, options.writePath, options.nanosecond);
+    if (this.aborted) backend.kill();
+    else if (this.stopRequested) backend.stop();
     if (target !== null) {
       try {
         dropPrivileges(target);
       } catch (error) {
         backend.kill();
+        await this.closeOutput(null);
         throw error;
       }
     }
-    if (fd !== null && options.writePath !== null) this.writer = new PcapFileWriter(fd, options.writePath, options.nanosecond);
     if (backend instanceof CapBackend) this.linkType = backend.linkType;
     // Watch the interface only if the kernel's view of it is ours: entered into a network namespace
     // without its /sys (nsenter --net), /sys/class/net shows another namespace's interfaces.
@@ -189,7 +204,7 @@ export class LiveCapture {
     if (options.durationSeconds !== null) timers.push(setTimeout(() => this.stop('duration'), options.durationSeconds * 1000));
 
     const name = `live:${options.iface}`;
-    this.session.beginInput(name);
+    this.session.beginInput(name, { interface: options.iface, backend: options.backend, filter: options.filter !== '' ? options.filter : null });
     let info: CaptureInfo;
     const errors: string[] = [];
     try {
@@ -208,6 +223,10 @@ export class LiveCapture {
     }
     // Not stop(): finish() tells a capture that ended by itself (interface down) from one we ended.
     const end = await backend.finish();
+    if (this.aborted) {
+      await this.closeOutput(info);
+      return null;
+    }
     const warnings = [...end.warnings];
     if (end.unexpected !== null && this.endReason === null) {
       const state = this.watchInterface ? interfaceState(options.iface) : 'unknown';
@@ -227,12 +246,18 @@ export class LiveCapture {
     info.warnings.push(...warnings);
     this.session.endInput(info);
     const result = this.session.finish();
-    if (this.writer !== null) {
-      await this.writer.close(this.linkType ?? info.linkTypes[0] ?? 1);
-      if (this.writer.error !== null) errors.push(this.writer.error);
-    }
+    const writeError = await this.closeOutput(info);
+    if (writeError !== null) errors.push(writeError);
     const stats = this.snapshot(Date.now() / 1000);
     return { result, stats, errors, endReason: this.endReason ?? 'ended' };
+  }
+
+  /** Completes the -w file (if any); returns the write error that cut it short, if one did. */
+  private async closeOutput(info: CaptureInfo | null): Promise<string | null> {
+    if (this.writer === null) return null;
+    // No packet and no stream header (aborted at once): an empty capture of Ethernet is still a valid file.
+    await this.writer.close(this.linkType ?? info?.linkTypes[0] ?? 1);
+    return this.writer.error;
   }
 
   /** The record sink: every captured packet goes to -w and to the analysis. */
@@ -303,7 +328,7 @@ export class LiveCapture {
       kernelDrops: counters.kernelDrops,
       queueDrops: counters.queueDrops,
       queuedBytes: counters.queuedBytes,
-      written: this.writer?.packets ?? null,
+      written: this.written,
     };
   }
 

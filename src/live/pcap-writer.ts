@@ -78,6 +78,8 @@ export class PcapFileWriter {
   private headerWritten = false;
   private tail: Promise<void> = Promise.resolve();
   private closed = false;
+  /** The close in progress: a second caller (an abort racing the normal end) waits for the same one. */
+  private closing: Promise<void> | null = null;
   /** The first write error (disk full, ...); writing stops there. */
   error: string | null = null;
   packets = 0;
@@ -106,9 +108,17 @@ export class PcapFileWriter {
     if (!this.closed) this.encoder.flush();
   }
 
-  /** Flushes, waits for every write, syncs and closes the file. `linkType` is used if no packet came. */
-  async close(linkType: number): Promise<void> {
-    if (this.closed) return;
+  /**
+   * Flushes, waits for every write, syncs and closes the file. `linkType` is used if no packet came.
+   * Every caller waits for the writes to finish: a process that exits before then can leave half a
+   * record at the end of the file.
+   */
+  close(linkType: number): Promise<void> {
+    this.closing ??= this.finishFile(linkType);
+    return this.closing;
+  }
+
+  private async finishFile(linkType: number): Promise<void> {
     if (!this.headerWritten && this.error === null) this.writeHeader(linkType);
     this.encoder.flush();
     this.closed = true;

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { loadCap } from '../../src/live/cap-module.js';
 import { CLI } from '../helpers/paths.js';
-import { CLIENT_IF, CLIENT_IP, exited, LineReader, NetnsPair, netnsUnavailable, SERVER_IP } from './netns.js';
+import { CLIENT_IF, CLIENT_IP, exited, LineReader, namespacesWithOkServer, netnsUnavailable, SERVER_IP, SERVER_PORT } from './netns.js';
 
 /**
  * End-to-end: real TCP in network namespaces, captured by `connscope live` on the client's veth,
@@ -14,26 +14,6 @@ import { CLIENT_IF, CLIENT_IP, exited, LineReader, NetnsPair, netnsUnavailable, 
  * retransmits with exponential backoff until it gives up. Expected values come from the traffic
  * generator (the client ports it used) and from an independent re-analysis of the -w file.
  */
-
-const SERVER_PORT = 8080;
-
-/** Answers "ok" to every chunk it receives, one thread per connection. */
-const SERVER_PY = `
-import socket, threading
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('${SERVER_IP}', ${SERVER_PORT})); s.listen(16)
-print('listening', flush=True)
-def serve(c):
-    try:
-        while True:
-            d = c.recv(65536)
-            if not d: break
-            c.sendall(b'ok')
-    except OSError: pass
-    finally: c.close()
-while True:
-    c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
-`;
 
 /**
  * Three healthy request/response connections closed with FIN, then one that is blackholed after
@@ -77,7 +57,7 @@ interface ConversationJson {
 
 interface ReportJson {
   schemaVersion: number;
-  inputs: Array<{ packets: number }>;
+  inputs: Array<{ packets: number; format: string; live?: { interface: string; backend: string; filter: string | null } }>;
   findings: Array<{ id: string; detector: string; client: Endpoint | null; server: Endpoint | null }>;
   conversations: ConversationJson[];
 }
@@ -118,23 +98,8 @@ function tsharkPacketsPerTuple(file: string): Map<string, number> {
 }
 
 describe('connscope live in network namespaces', { skip: skipReason ?? false }, () => {
-  const net = new NetnsPair();
-  const tmp = mkdtempSync(path.join(tmpdir(), 'connscope-live-'));
-  const serverPy = path.join(tmp, 'server.py');
-  const clientPy = path.join(tmp, 'client.py');
-
-  before(async () => {
-    writeFileSync(serverPy, SERVER_PY);
-    writeFileSync(clientPy, CLIENT_PY);
-    net.setUp();
-    const server = net.spawn(net.server, ['python3', serverPy]);
-    await new LineReader(server.stdout as NodeJS.ReadableStream).waitFor((l) => l === 'listening', 'the server listening');
-  });
-
-  after(() => {
-    net.close();
-    rmSync(tmp, { recursive: true, force: true });
-  });
+  const { net, tmp, script } = namespacesWithOkServer({ 'client.py': CLIENT_PY });
+  const clientPy = script('client.py');
 
   async function scenario(backend: 'cap' | 'tcpdump', end: 'SIGINT' | 'duration'): Promise<void> {
     net.exec(net.server, ['iptables', '-F', 'INPUT']);
@@ -189,6 +154,8 @@ describe('connscope live in network namespaces', { skip: skipReason ?? false }, 
     // The last line is the analyze --json report.
     const report = JSON.parse(lines.lines.at(-1) as string) as ReportJson;
     assert.equal(report.schemaVersion, 1);
+    assert.equal(report.inputs[0].format, 'live');
+    assert.deepEqual(report.inputs[0].live, { interface: CLIENT_IF, backend, filter: 'tcp port 8080' });
     assert.ok(report.findings.some((f) => f.id === finding.id), 'the live finding is in the final report');
 
     const ports = [...generated.healthy, generated.blackholed].sort((a, b) => a - b);
@@ -219,53 +186,6 @@ describe('connscope live in network namespaces', { skip: skipReason ?? false }, 
 
   it('tcpdump backend: the same through tcpdump -w -, ended by --duration', { timeout: 90_000, skip: haveTcpdump ? false : 'tcpdump not installed' }, async () => {
     await scenario('tcpdump', 'duration');
-  });
-
-  it('interface going down ends the capture with a warning and a report', { timeout: 60_000 }, async () => {
-    const backend = capBuilt ? 'cap' : 'tcpdump';
-    const out = path.join(tmp, 'down.pcap');
-    const live = net.spawn(net.client, [process.execPath, CLI, 'live', '--backend', backend, '-i', CLIENT_IF, '--json', '-w', out, '--duration', '60']);
-    let stderr = '';
-    live.stderr?.setEncoding('utf8');
-    live.stderr?.on('data', (t: string) => (stderr += t));
-    const lines = new LineReader(live.stdout as NodeJS.ReadableStream, () => `stderr: ${stderr}`);
-    await lines.waitFor((l) => l.startsWith('{"type":"start"'), 'the start event');
-    net.exec(net.client, ['ip', 'link', 'set', CLIENT_IF, 'down']);
-    try {
-      const { code } = await exited(live);
-      await new Promise<void>((resolve) => lines.onEnd(resolve));
-      assert.equal(code, 0, stderr);
-      const warnings = stderr.split('\n').filter((l) => /warning: interface .* went down/.test(l));
-      assert.equal(warnings.length, 1, stderr);
-      const report = JSON.parse(lines.lines.at(-1) as string) as ReportJson;
-      assert.equal(report.schemaVersion, 1);
-      assert.equal(analyzeJson(out).inputs[0].packets, report.inputs[0].packets, 'the -w file is complete');
-    } finally {
-      net.exec(net.client, ['ip', 'link', 'set', CLIENT_IF, 'up']);
-    }
-  });
-
-  it('standard output closing (| head) ends the capture cleanly with -w complete', { timeout: 60_000 }, async () => {
-    net.exec(net.server, ['iptables', '-F', 'INPUT']);
-    const out = path.join(tmp, 'epipe.pcap');
-    const live = net.spawn(net.client, [process.execPath, CLI, 'live', '-i', CLIENT_IF, ...(capBuilt ? [] : ['--backend', 'tcpdump']), '--json', '-w', out, '--duration', '60']);
-    let stderr = '';
-    live.stderr?.setEncoding('utf8');
-    live.stderr?.on('data', (t: string) => (stderr += t));
-    const stdout = live.stdout as NodeJS.ReadableStream & { destroy(): void };
-    const lines = new LineReader(stdout, () => `stderr: ${stderr}`);
-    await lines.waitFor((l) => l.startsWith('{"type":"start"'), 'the start event');
-    // Some packets for the file, then the reader goes away like `head -1` does.
-    const client = net.spawn(net.client, ['python3', '-c', `import socket; c = socket.create_connection(('${SERVER_IP}', ${SERVER_PORT}), timeout=10); c.sendall(b'x'); c.recv(10); c.close()`]);
-    await exited(client);
-    stdout.destroy();
-    const { code, signal } = await exited(live);
-    assert.equal(signal, null, stderr);
-    assert.equal(code, 0, stderr);
-    assert.match(stderr, /ended by output-closed/);
-    const written = Number(/([\d,]+) written to/.exec(stderr)?.[1].replace(/,/g, ''));
-    assert.ok(written > 0, stderr);
-    assert.equal(analyzeJson(out).inputs[0].packets, written, 'every captured packet is in the -w file');
   });
 
   it('bad capture filter: one line with the filter, exit code 2', { timeout: 30_000 }, async () => {

@@ -1,4 +1,8 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before } from 'node:test';
 
 /**
  * Throw-away network namespaces for the live-capture tests: a client and a server namespace joined
@@ -10,6 +14,46 @@ export const CLIENT_IP = '198.18.0.1';
 export const SERVER_IP = '198.18.0.2';
 export const CLIENT_IF = 'cs-live-cli';
 export const SERVER_IF = 'cs-live-srv';
+export const SERVER_PORT = 8080;
+
+/** Answers "ok" to every chunk it receives, one thread per connection. */
+const OK_SERVER_PY = `
+import socket, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('${SERVER_IP}', ${SERVER_PORT})); s.listen(64)
+print('listening', flush=True)
+def serve(c):
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d: break
+            c.sendall(b'ok')
+    except OSError: pass
+    finally: c.close()
+while True:
+    c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+`;
+
+/**
+ * For the tests of one describe block: the namespaces with the "ok" server listening, set up before
+ * them and torn down after, and `scripts` (name to Python source) written to a temporary directory.
+ */
+export function namespacesWithOkServer(scripts: Record<string, string>): { net: NetnsPair; tmp: string; script: (name: string) => string } {
+  const net = new NetnsPair();
+  const tmp = mkdtempSync(path.join(tmpdir(), 'connscope-live-'));
+  const script = (name: string): string => path.join(tmp, name);
+  before(async () => {
+    for (const [name, source] of Object.entries({ ...scripts, 'ok-server.py': OK_SERVER_PY })) writeFileSync(script(name), source);
+    net.setUp();
+    const server = net.spawn(net.server, ['python3', script('ok-server.py')]);
+    await new LineReader(server.stdout as NodeJS.ReadableStream).waitFor((l) => l === 'listening', 'the server listening');
+  });
+  after(() => {
+    net.close();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+  return { net, tmp, script };
+}
 
 function run(args: string[]): void {
   execFileSync(args[0], args.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 });
