@@ -225,6 +225,11 @@ export class AnalysisSession implements FlowObserver {
     return this.engine.results();
   }
 
+  /** The detectors' bounds on their state: size now, limit, and what each turned away. */
+  detectorLimits(): ReturnType<DetectorEngine['limits']> {
+    return this.engine.limits();
+  }
+
   forEachLiveConversation(fn: (conv: Conversation) => void): void {
     this.tracker.forEachLive(fn);
   }
@@ -233,6 +238,7 @@ export class AnalysisSession implements FlowObserver {
     if (this.current !== null) this.closeTimes(this.current);
     this.tracker.finish();
     this.engine.finish();
+    this.inputs.at(-1)?.warnings.push(...this.engine.limitWarnings());
     const conversations = this.stored.sort((a, b) => a.id - b.id);
     const flags = this.tracker.stats.flagsByDirection;
     const both = new Uint32Array(256);

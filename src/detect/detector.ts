@@ -1,5 +1,6 @@
 import type { Conversation } from '../flow/conversation.js';
 import type { Segment } from '../flow/segment.js';
+import type { CapFactory } from './capped.js';
 import type { DetectorFinding, Severity } from './finding.js';
 
 /** One tunable number of a detector, documented where it is declared. */
@@ -33,6 +34,8 @@ export interface DetectorContext<T extends Record<string, number>> {
   slot: number;
   /** Adds a finding, or replaces the earlier one with the same key (evidence grew). */
   report(finding: DetectorFinding): void;
+  /** A bound on state that grows with the traffic; what it turns away is warned about in the report. */
+  cap: CapFactory;
   /**
    * Whether anyone watches findings as they change (live capture, a FindingListener). When false,
    * only the last report of each finding is ever seen: a detector whose report costs time in

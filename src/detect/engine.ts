@@ -1,6 +1,7 @@
 import type { Conversation } from '../flow/conversation.js';
 import type { Segment } from '../flow/segment.js';
 import type { FlowObserver } from '../flow/tracker.js';
+import { Cap } from './capped.js';
 import type { DetectorInstance, DetectorSpec } from './detector.js';
 import { compareFindings, type Finding } from './finding.js';
 import { type Policy, thresholdsFor } from './policy.js';
@@ -24,6 +25,7 @@ export class DetectorEngine implements FlowObserver {
    */
   private readonly segmentHandlers: ((conv: Conversation, seg: Segment) => void)[] = [];
   private readonly findings = new Map<string, Finding>();
+  private readonly caps: { detector: string; cap: Cap }[] = [];
   /** `next` sees every segment and finalised conversation after the detectors did. */
   constructor(
     specs: readonly DetectorSpec[],
@@ -39,6 +41,11 @@ export class DetectorEngine implements FlowObserver {
         thresholds: thresholdsFor(spec, policy),
         slot,
         live: listener !== null,
+        cap: (limit, kept, lost) => {
+          const cap = new Cap(limit, kept, lost);
+          this.caps.push({ detector: spec.id, cap });
+          return cap;
+        },
         report: (found) => {
           const { key, ...rest } = found;
           const id = `${spec.id}/${key}`;
@@ -85,6 +92,18 @@ export class DetectorEngine implements FlowObserver {
   /** Runs the cross-conversation conclusions; call once, after the tracker finished. */
   finish(): void {
     for (const instance of this.instances) instance.finish?.();
+  }
+
+  /** Every bound the detectors keep, with its current size and what it turned away. */
+  limits(): { detector: string; kept: string; limit: number; inUse: number; dropped: number }[] {
+    return this.caps.map(({ detector, cap }) => ({ detector, kept: cap.kept, limit: cap.limit, inUse: cap.inUse, dropped: cap.dropped }));
+  }
+
+  /** One line per bound that turned something away: the diagnosis did not see all of the traffic. */
+  limitWarnings(): string[] {
+    return this.caps
+      .filter(({ cap }) => cap.dropped > 0)
+      .map(({ detector, cap }) => `${detector}: ${cap.kept} limited to ${cap.limit.toLocaleString('en-US')}: ${cap.dropped.toLocaleString('en-US')} ${cap.lost}`);
   }
 
   /** Findings, most severe first, then by time. */

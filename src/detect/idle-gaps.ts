@@ -3,6 +3,7 @@ import { type Conversation, type Endpoint, Side } from '../flow/conversation.js'
 import { Note, type Segment } from '../flow/segment.js';
 import { seqGt } from '../flow/seq.js';
 import { endpointSummary } from '../flow/summary.js';
+import { type Cap, type CapFactory, CappedGroups } from './capped.js';
 import { idleTimeoutsBetween, type IdleTimeoutDefault } from './knowledge.js';
 
 /**
@@ -30,6 +31,14 @@ export const DEFAULT_FAIL_RETRIES = 2;
 const MAX_FAILED_KEPT = 16;
 /** Survived gap lengths kept per group (beyond it only the longest is tracked). */
 const MAX_SURVIVED_KEPT = 65536;
+/**
+ * Survived gap lengths kept over all groups: 8 MB. Every answered packet after a second of silence is
+ * one, so a long capture of many idle-then-busy connections makes millions; past this the brackets
+ * still hold (the longest survivor is always kept) but contradicting survivals are undercounted.
+ */
+const MAX_SURVIVED_TOTAL = 1_000_000;
+/** Conversation ids kept per group for the finding's list (the counts go on). */
+const MAX_GROUP_CONVERSATIONS = 1000;
 
 /** Segments the book must see: gap starters, answers, retries and resets. */
 export const IDLE_GAP_INTEREST =
@@ -101,8 +110,8 @@ export function idleBracket(survivedGaps: readonly number[], failedGaps: readonl
 }
 
 export function bracketOf(group: GapGroup): IdleBracket {
-  // Past the cap the longest survivor may be missing from the list: add it (the bracket needs it).
-  const full = group.survivedGaps.length >= MAX_SURVIVED_KEPT && group.longestSurvived !== null;
+  // Past a cap the longest survivor may be missing from the list: add it (the bracket needs it).
+  const full = group.survivedGaps.length < group.survivedCount && group.longestSurvived !== null;
   const survived = full ? [...group.survivedGaps, (group.longestSurvived as GapResult).gapSeconds] : group.survivedGaps;
   return idleBracket(survived, group.failed.map((f) => f.gapSeconds));
 }
@@ -132,18 +141,25 @@ function nonResetPackets(endpoint: Endpoint): number {
 }
 
 export class IdleGapBook {
-  readonly groups = new Map<string, GapGroup>();
+  readonly groups: CappedGroups<GapGroup>;
 
   private readonly minTestGap: number;
+  private readonly survivedKept: Cap;
+  private readonly conversationsKept: Cap;
 
   constructor(
     private readonly minGapSeconds: number,
     private readonly minSurvivedGapSeconds: number,
     private readonly failRetries: number,
+    maxServers: number,
+    cap: CapFactory,
     /** Called when a gap test ends (live reporting). */
     private readonly onResult: ((conv: Conversation, result: GapResult, group: GapGroup) => void) | null = null,
   ) {
     this.minTestGap = Math.min(minGapSeconds, minSurvivedGapSeconds);
+    this.groups = new CappedGroups(cap(maxServers, 'server addresses with idle-gap tests', 'idle-gap tests towards further addresses not analysed'));
+    this.survivedKept = cap(MAX_SURVIVED_TOTAL, 'survived gap lengths kept', 'survived gaps only counted (contradicting survivals may be undercounted)');
+    this.conversationsKept = cap(MAX_GROUP_CONVERSATIONS, 'conversations listed per server address', 'conversations with idle-gap tests not listed');
   }
 
   /** Gaps shorter than this start no test: state is worth keeping only from here. */
@@ -240,15 +256,14 @@ export class IdleGapBook {
       client,
       server,
     };
-    let group = this.groups.get(server.ip);
-    if (group === undefined) {
-      group = new GapGroup(server.ip);
-      this.groups.set(server.ip, group);
-    }
-    group.conversations.add(conv.id);
+    const group = this.groups.obtain(server.ip, () => new GapGroup(server.ip));
+    if (group === null) return;
+    if (group.conversations.size < MAX_GROUP_CONVERSATIONS) group.conversations.add(conv.id);
+    else if (!group.conversations.has(conv.id)) this.conversationsKept.refuse();
     if (outcome === 'survived') {
       group.survivedCount++;
-      if (group.survivedGaps.length < MAX_SURVIVED_KEPT) group.survivedGaps.push(result.gapSeconds);
+      if (group.survivedGaps.length >= MAX_SURVIVED_KEPT) this.survivedKept.refuse();
+      else if (this.survivedKept.take()) group.survivedGaps.push(result.gapSeconds);
       if (group.longestSurvived === null || result.gapSeconds > group.longestSurvived.gapSeconds) group.longestSurvived = result;
     } else {
       group.failedCount++;

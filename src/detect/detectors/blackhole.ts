@@ -13,6 +13,12 @@ type Thresholds = {
 
 /** Earlier response times kept per conversation (the most recent ones) for the median. */
 const MAX_RESPONSE_TIMES = 256;
+/**
+ * Unanswered client segments whose ACK is followed per conversation (512 KB). A client that streams
+ * without ever getting an answer would otherwise grow this without end; past it the ACKed segments
+ * are undercounted (the ACKed bytes, which decide, are still exact).
+ */
+const MAX_PENDING_SEGMENTS = 65_536;
 
 type Ending = 'client-fin' | 'client-rst' | 'server-fin' | 'server-rst' | 'open';
 
@@ -109,7 +115,8 @@ export const blackhole: DetectorSpec<Thresholds> = {
     'On long-lived connections, use heartbeats that expect a reply (HTTP/2 PING, gRPC keepalive `GRPC_ARG_KEEPALIVE_TIME_MS` with `GRPC_ARG_KEEPALIVE_TIMEOUT_MS`, Redis PING, WebSocket ping/pong) and close the connection when the reply does not come; TCP keepalive alone is answered by the proxy and proves nothing about the backend.',
     'Capture on the proxy\'s backend leg too: a retransmission storm there (connscope retransmit-storm) confirms the backend is gone.',
   ],
-  create({ thresholds, slot, report }) {
+  create({ thresholds, slot, report, cap }) {
+    const pendingKept = cap(MAX_PENDING_SEGMENTS, 'unanswered segments followed per conversation', 'unanswered segments whose ACK was not followed');
     const stateOf = (conv: Conversation): State => scratchState(conv, slot, State);
 
     const thresholdFor = (state: State): number =>
@@ -219,7 +226,8 @@ export const blackhole: DetectorSpec<Thresholds> = {
             state.pendingLastFrame = seg.frame;
             state.pendingSegments++;
             state.pendingBytes += seg.payloadLength;
-            state.ends.push((seg.seq + seg.payloadLength) >>> 0);
+            if (state.ends.length - state.endsHead < MAX_PENDING_SEGMENTS) state.ends.push((seg.seq + seg.payloadLength) >>> 0);
+            else pendingKept.refuse();
           }
           if ((notes & Note.Reset) !== 0) setEnding(conv, state, 'client-rst', seg);
           else if ((notes & Note.Fin) !== 0) setEnding(conv, state, 'client-fin', seg);

@@ -3,6 +3,7 @@ import { Note, type Segment } from '../../flow/segment.js';
 import { hostPort } from '../../flow/summary.js';
 import type { DetectorSpec } from '../detector.js';
 import type { EndpointRef } from '../finding.js';
+import { CappedGroups, maxServersThreshold } from '../capped.js';
 import { LINUX_TIME_WAIT_SECONDS } from '../knowledge.js';
 import { endpointsOf, humanSeconds, median, round } from '../util.js';
 
@@ -12,10 +13,9 @@ type Thresholds = {
   minOpensPerSecond: number;
   shortLivedSeconds: number;
   phaseRatio: number;
+  maxServers: number;
 };
 
-/** Servers followed at once; past it new servers are not followed (bounded memory). */
-const MAX_SERVERS = 100_000;
 /** Distinct client addresses counted per server, and servers counted per client (fan-out). */
 const MAX_CLIENTS = 10_000;
 const MAX_FANOUT = 10_000;
@@ -207,28 +207,25 @@ export const connChurn: DetectorSpec<Thresholds> = {
     minOpensPerSecond: { default: 5, unit: 'connections/s', description: 'peak open rate for a warning (below: info)' },
     shortLivedSeconds: { default: 1, unit: 's', description: 'a connection closed this soon after its SYN is short-lived' },
     phaseRatio: { default: 3, unit: 'ratio', description: 'requests per new connection between two phases that makes them a reuse phase and a churn phase' },
+    maxServers: maxServersThreshold('servers (ip:port) receiving connections'),
   },
   advice: [
     'Reuse connections: HTTP keep-alive with a connection pool, e.g. Node.js `new http.Agent({ keepAlive: true, maxSockets })` (the default agent before Node 19 did not keep connections alive), Python `requests.Session()` instead of `requests.get()`, Java `HttpClient` / Apache `PoolingHttpClientConnectionManager` shared across requests, Go a single shared `http.Client` with the response body read and closed; for databases a connection pool (HikariCP, pgbouncer, SQLAlchemy pool).',
     'Why it matters: every new connection costs a handshake round trip (and a TLS handshake) before the request, and leaves a TIME_WAIT socket for 60 s; at a few hundred connections per second to one ip:port the 28232 default ephemeral ports (net.ipv4.ip_local_port_range) and the SNAT ports of NAT gateways or cloud load balancers run out (EADDRNOTAVAIL, SYN timeouts, resets).',
     'If connections must be short, let the client close first only when it can afford TIME_WAIT, widen `net.ipv4.ip_local_port_range`, enable `net.ipv4.tcp_tw_reuse=1` on the client, and spread load across more destination addresses.',
   ],
-  create({ thresholds, slot, report }) {
-    const servers = new Map<string, ServerState>();
+  create({ thresholds, slot, report, cap }) {
+    const servers = new CappedGroups<ServerState>(cap(thresholds.maxServers, 'servers receiving connections followed', 'connections to further servers not analysed'));
     /** Distinct servers (ip:port) each client address opened connections to. */
-    const fanOut = new Map<string, Set<string>>();
-    let recordsKept = 0;
+    const fanOut = new CappedGroups<Set<string>>(cap(MAX_FANOUT, 'client addresses whose fan-out is counted', 'connections from further client addresses left out of fan-out'));
+    const clientsKept = cap(MAX_CLIENTS, 'client addresses counted per server', 'connections from client addresses past that count not told apart');
+    const fanOutKept = cap(MAX_FANOUT, 'servers counted per client address (fan-out)', 'connections to servers past that count left out of fan-out');
+    const recordsKept = cap(MAX_RECORDS, 'per-connection records kept', 'connections left out of phases and rates (findings say sampled)');
 
     const entryFor = (conv: Conversation): ServerState | null => {
       const { server } = endpointsOf(conv);
       const key = hostPort(server);
-      let entry = servers.get(key);
-      if (entry === undefined) {
-        if (servers.size >= MAX_SERVERS) return null;
-        entry = new ServerState(server, key);
-        servers.set(key, entry);
-      }
-      return entry;
+      return servers.obtain(key, () => new ServerState(server, key));
     };
 
     const stateOf = (conv: Conversation): State | null => {
@@ -346,8 +343,7 @@ export const connChurn: DetectorSpec<Thresholds> = {
         const entry = state.entry;
         entry.connections++;
         entry.totalRequests += state.requests;
-        if (recordsKept < MAX_RECORDS) {
-          recordsKept++;
+        if (recordsKept.take()) {
           entry.records.push({
             id: conv.id,
             clientPort: conv.client.port,
@@ -365,13 +361,14 @@ export const connChurn: DetectorSpec<Thresholds> = {
         const { client } = endpointsOf(conv);
         if (entry.clients.has(client.ip) || entry.clients.size < MAX_CLIENTS) {
           entry.clients.set(client.ip, (entry.clients.get(client.ip) ?? 0) + 1);
+        } else {
+          clientsKept.refuse();
         }
-        let servers = fanOut.get(client.ip);
-        if (servers === undefined && fanOut.size < MAX_FANOUT) {
-          servers = new Set();
-          fanOut.set(client.ip, servers);
+        const reached = fanOut.obtain(client.ip, () => new Set());
+        if (reached !== null && !reached.has(entry.key)) {
+          if (reached.size < MAX_FANOUT) reached.add(entry.key);
+          else fanOutKept.refuse();
         }
-        if (servers !== undefined && servers.size < MAX_FANOUT) servers.add(entry.key);
       },
       finish() {
         for (const entry of servers.values()) judge(entry);

@@ -13,12 +13,14 @@ import {
   IDLE_GAP_INTEREST,
   IdleGapBook,
 } from '../idle-gaps.js';
+import { maxServersThreshold } from '../capped.js';
 import { humanSeconds, round } from '../util.js';
 
 type Thresholds = {
   minGapSeconds: number;
   minSurvivedGapSeconds: number;
   failRetries: number;
+  maxServers: number;
 };
 
 function gapEvidence(result: GapResult): Record<string, unknown> {
@@ -83,13 +85,14 @@ export const idleTimeout: DetectorSpec<Thresholds> = {
     minGapSeconds: { default: DEFAULT_MIN_GAP_SECONDS, unit: 's', description: 'silence before a packet whose failure counts as an idle-timeout failure' },
     minSurvivedGapSeconds: { default: DEFAULT_MIN_SURVIVED_GAP_SECONDS, unit: 's', description: 'silence before an answered packet that counts towards the lower bound' },
     failRetries: { default: DEFAULT_FAIL_RETRIES, unit: 'segments', description: 'unanswered retransmissions (or further probes) of the first packet after a gap that make it a failure' },
+    maxServers: maxServersThreshold('server addresses with idle-gap tests'),
   },
   advice: [
     'Keep the connection from going idle for that long: TCP keepalive (SO_KEEPALIVE with TCP_KEEPIDLE, or net.ipv4.tcp_keepalive_time system-wide, default 7200 s) or application heartbeats with an interval below the lower bound. L7 balancers (AWS ALB, nginx) are refreshed only by payload bytes: use application pings there.',
     'Or raise the device\'s idle timeout above the longest idle period the application needs: AWS ALB `idle_timeout.timeout_seconds`, AWS NLB `tcp.idle_timeout.seconds`, Azure LB `idleTimeoutInMinutes`, GCP Cloud NAT `tcpEstablishedIdleTimeoutSec`, Linux `net.netfilter.nf_conntrack_tcp_timeout_established`.',
     'Make clients fail fast and reconnect rather than hang in retransmissions: TCP_USER_TIMEOUT on the socket, connection-pool validation or max idle time below the bound.',
   ],
-  create({ thresholds, slot, report, live }) {
+  create({ thresholds, slot, report, live, cap }) {
     const emit = (group: GapGroup): void => {
       const shortest = group.shortestFailed;
       if (shortest === null) return;
@@ -142,7 +145,7 @@ export const idleTimeout: DetectorSpec<Thresholds> = {
       });
     };
 
-    const book = new IdleGapBook(thresholds.minGapSeconds, thresholds.minSurvivedGapSeconds, thresholds.failRetries, (_conv, result, group) => {
+    const book = new IdleGapBook(thresholds.minGapSeconds, thresholds.minSurvivedGapSeconds, thresholds.failRetries, thresholds.maxServers, cap, (_conv, result, group) => {
       // Report as soon as a gap fails (live capture); survivals only refine a bracket already shown,
       // and are worth a report (which costs as much as the group's evidence) only when watched live:
       // finish() reports every group.

@@ -152,7 +152,8 @@ export const injectedRst: DetectorSpec<Thresholds> = {
     'Capture at the other end too and run `connscope correlate`: an RST that the claimed sender\'s side never sent is forged on the way.',
     'If it is a security device, check its logs at the RST times for the signature or policy that fired; if it is a balancer or NAT, compare its idle/session timeouts with the connection\'s idle time.',
   ],
-  create({ thresholds, slot, report }) {
+  create({ thresholds, slot, report, cap }) {
+    const rstsKept = cap(MAX_RSTS, 'RSTs examined per conversation and direction', 'further RSTs not examined');
     const stateOf = (conv: Conversation): State => scratchState(conv, slot, State);
 
     const judge = (r: RstRecord, final: boolean): Verdict => {
@@ -267,7 +268,10 @@ export const injectedRst: DetectorSpec<Thresholds> = {
     const onRst = (conv: Conversation, seg: Segment, state: State, side: 0 | 1): void => {
       const sideState = state.sides[side];
       sideState.rsts ??= [];
-      if (sideState.rsts.length >= MAX_RSTS) return;
+      if (sideState.rsts.length >= MAX_RSTS) {
+        rstsKept.refuse();
+        return;
+      }
       const sender = side === 0 ? conv.client : conv.server;
       const peerState = state.sides[side === 0 ? 1 : 0];
       const r = new RstRecord();

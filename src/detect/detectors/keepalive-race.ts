@@ -3,20 +3,20 @@ import { Note, type Segment } from '../../flow/segment.js';
 import { hostPort } from '../../flow/summary.js';
 import type { DetectorSpec } from '../detector.js';
 import type { EndpointRef } from '../finding.js';
+import { CappedGroups, maxServersThreshold } from '../capped.js';
 import { idleTimeoutsBetween } from '../knowledge.js';
 import { endpointsOf, humanSeconds, median, round, scratchState } from '../util.js';
 
 type Thresholds = {
   minIdleSeconds: number;
   crossSlackSeconds: number;
+  maxServers: number;
 };
 
 /** Races listed in a finding's evidence (all are counted). */
 const MAX_LISTED_RACES = 50;
 /** Idle gaps kept per server for the timeout inference. */
 const MAX_GAPS = 1000;
-/** Servers followed at once; past it new servers are not followed (bounded memory). */
-const MAX_SERVERS = 100_000;
 
 interface Race {
   conversation: number;
@@ -115,27 +115,22 @@ export const keepaliveRace: DetectorSpec<Thresholds> = {
   thresholds: {
     minIdleSeconds: { default: 1, unit: 's', description: 'idle gap before the server\'s FIN for it to count as an idle-timeout close' },
     crossSlackSeconds: { default: 0.1, unit: 's', description: 'a request sent this long (or 2 x handshake RTT) before the FIN was seen still crossed it' },
+    maxServers: maxServersThreshold('servers (ip:port) closing idle connections'),
   },
   advice: [
     'Make the client pool\'s idle timeout shorter than the server\'s and every proxy\'s on the path (nginx `keepalive_timeout` 75 s by default, AWS ALB idle timeout 60 s, Node.js `http.Server.keepAliveTimeout` 5 s for years): e.g. Node `new http.Agent({ keepAlive: true, timeout: 4000 })` (the agent timeout also closes idle pooled sockets) or agentkeepalive `freeSocketTimeout`, undici `keepAliveTimeout`, Go `http.Transport.IdleConnTimeout`, Apache HttpClient `evictIdleConnections`, HikariCP `idleTimeout`/`maxLifetime` below the database\'s `wait_timeout`.',
     'Or raise the server\'s keep-alive timeout above the client\'s (Node: `server.keepAliveTimeout` above the client pool\'s idle timeout and `server.headersTimeout` above that; behind a load balancer, above the balancer\'s idle timeout).',
     'Retry idempotent requests once on ECONNRESET / "socket hang up" from a reused connection (most HTTP clients do this only for requests they know are idempotent).',
   ],
-  create({ thresholds, slot, report }) {
-    const servers = new Map<string, ServerState>();
+  create({ thresholds, slot, report, cap }) {
+    const servers = new CappedGroups<ServerState>(cap(thresholds.maxServers, 'servers closing idle connections followed', 'idle closes and races at further servers not analysed'));
 
     const stateOf = (conv: Conversation): State => scratchState(conv, slot, State);
 
     const serverOf = (conv: Conversation): ServerState | null => {
       const { server } = endpointsOf(conv);
       const key = hostPort(server);
-      let entry = servers.get(key);
-      if (entry === undefined) {
-        if (servers.size >= MAX_SERVERS) return null;
-        entry = new ServerState(server, key);
-        servers.set(key, entry);
-      }
-      return entry;
+      return servers.obtain(key, () => new ServerState(server, key));
     };
 
     const crossWindow = (conv: Conversation): number => {

@@ -11,19 +11,23 @@ import {
   IDLE_GAP_INTEREST,
   IdleGapBook,
 } from '../idle-gaps.js';
+import { CappedGroups, maxServersThreshold } from '../capped.js';
 import { MIDDLEBOX_IDLE_TIMEOUTS } from '../knowledge.js';
 import { humanSeconds, median, round, scratchState } from '../util.js';
 
 type Thresholds = {
   minProbes: number;
   minIdleSeconds: number;
+  maxServers: number;
 };
 
 /** Probe-shaped copies closer than this to the previous probe are capture duplicates (TCP_KEEPINTVL ≥ 1 s). */
 const DUPLICATE_SECONDS = 0.5;
 
-/** Intervals and idle times kept per group for the medians. */
+/** Intervals and idle times kept per group and kind for the medians. */
 const MAX_SAMPLES = 4096;
+/** Samples kept over all groups (8 MB): a probe flood towards many servers must not multiply the above. */
+const MAX_SAMPLES_TOTAL = 1_000_000;
 
 /** One side's probes on one conversation. */
 class SideProbes {
@@ -104,28 +108,31 @@ export const keepalive: DetectorSpec<Thresholds> = {
   thresholds: {
     minProbes: { default: 1, unit: 'probes', description: 'keep-alive probes from one side towards one server before it is reported' },
     minIdleSeconds: { default: 1, unit: 's', description: 'time since the last data before a keep-alive-shaped segment counts as a probe (Linux TCP_KEEPIDLE is at least 1 s; sooner it is a duplicate of an old ACK)' },
+    maxServers: maxServersThreshold('servers (ip:port and probing side) receiving probes, and server addresses with idle-gap tests,'),
   },
   advice: [
     'Keep the keep-alive period (TCP_KEEPIDLE, or net.ipv4.tcp_keepalive_time) below the shortest idle timeout on the path; L7 balancers need application-level pings instead.',
     'Unanswered probes mean the peer or the path is gone: with TCP_KEEPINTVL and TCP_KEEPCNT the connection is dropped after KEEPIDLE + KEEPINTVL x KEEPCNT; lower them to detect dead peers sooner.',
   ],
-  create({ thresholds, slot, report }) {
-    const groups = new Map<string, Group>();
+  create({ thresholds, slot, report, cap }) {
+    const groups = new CappedGroups<Group>(cap(thresholds.maxServers, 'servers with keep-alive probes followed', 'keep-alive probes towards further servers not analysed'));
+    const samples = cap(MAX_SAMPLES_TOTAL, 'probe intervals and idle times kept', 'probe intervals and idle times left out of the medians');
     // The same gap bookkeeping as idle-timeout, with its default thresholds, for the same bracket.
-    const gapBook = new IdleGapBook(DEFAULT_MIN_GAP_SECONDS, DEFAULT_MIN_SURVIVED_GAP_SECONDS, DEFAULT_FAIL_RETRIES);
+    const gapBook = new IdleGapBook(DEFAULT_MIN_GAP_SECONDS, DEFAULT_MIN_SURVIVED_GAP_SECONDS, DEFAULT_FAIL_RETRIES, thresholds.maxServers, cap);
 
     const stateOf = (conv: Conversation): State => scratchState(conv, slot, State);
 
-    const groupOf = (conv: Conversation, fromClient: boolean): Group => {
+    const groupOf = (conv: Conversation, fromClient: boolean): Group | null => {
       const server = endpointSummary(conv.server, conv.ipVersion);
       const sender = fromClient ? 'client' : 'server';
       const key = `${hostPort(server)}/${sender}`;
-      let group = groups.get(key);
-      if (group === undefined) {
-        group = new Group(key, sender, endpointSummary(conv.client, conv.ipVersion), server);
-        groups.set(key, group);
-      }
-      return group;
+      return groups.obtain(key, () => new Group(key, sender, endpointSummary(conv.client, conv.ipVersion), server));
+    };
+
+    /** Keeps one sample for a median, within the per-group and overall bounds. */
+    const sample = (list: number[], value: number): void => {
+      if (list.length >= MAX_SAMPLES) samples.refuse();
+      else if (samples.take()) list.push(value);
     };
 
     /** Settles whether the last probe of a side was answered (at its next probe or the end). */
@@ -224,6 +231,7 @@ export const keepalive: DetectorSpec<Thresholds> = {
         if (seg.time - lastData < thresholds.minIdleSeconds) return;
         if (side.lastTime >= 0 && seg.time - side.lastTime < DUPLICATE_SECONDS) return;
         const group = groupOf(conv, seg.fromClient);
+        if (group === null) return;
         let answered = true;
         if (side.probes === 0) {
           group.conversationCount++;
@@ -231,16 +239,14 @@ export const keepalive: DetectorSpec<Thresholds> = {
         } else {
           answered = settle(conv, side, seg.fromClient, group);
         }
-        if (group.periods.length < MAX_SAMPLES) {
-          if (side.lastTime < 0 || lastData > side.lastTime) {
-            // Data since the previous probe (or none yet): the silence since that data.
-            group.afterData.push(seg.time - lastData);
-            group.periods.push(seg.time - lastData);
-          } else {
-            const interval = seg.time - side.lastTime;
-            group.intervals.push(interval);
-            (answered ? group.periods : group.retryIntervals).push(interval);
-          }
+        if (side.lastTime < 0 || lastData > side.lastTime) {
+          // Data since the previous probe (or none yet): the silence since that data.
+          sample(group.afterData, seg.time - lastData);
+          sample(group.periods, seg.time - lastData);
+        } else {
+          const interval = seg.time - side.lastTime;
+          sample(group.intervals, interval);
+          sample(answered ? group.periods : group.retryIntervals, interval);
         }
         side.probes++;
         side.lastTime = seg.time;
@@ -260,7 +266,8 @@ export const keepalive: DetectorSpec<Thresholds> = {
         gapBook.onFinalize(state.gaps, conv);
         for (let i = 0; i < 2; i++) {
           const side = state.sides[i];
-          if (side.probes > 0) settle(conv, side, i === 0, groupOf(conv, i === 0));
+          const group = side.probes > 0 ? groupOf(conv, i === 0) : null;
+          if (group !== null) settle(conv, side, i === 0, group);
         }
       },
       finish() {

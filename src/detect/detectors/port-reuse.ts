@@ -3,6 +3,7 @@ import type { Conversation } from '../../flow/conversation.js';
 import { Note, type Segment } from '../../flow/segment.js';
 import type { DetectorSpec } from '../detector.js';
 import type { EndpointRef } from '../finding.js';
+import { CappedGroups, maxServersThreshold } from '../capped.js';
 import { LINUX_TIME_WAIT_SECONDS } from '../knowledge.js';
 import { endpointsOf, humanSeconds, median, round } from '../util.js';
 import { clientText, gapText, isnDistance, type PreviousConversation, previousOf, serverKey } from './tuple-reuse.js';
@@ -10,6 +11,7 @@ import { clientText, gapText, isnDistance, type PreviousConversation, previousOf
 type Thresholds = {
   timeWaitSeconds: number;
   maxListed: number;
+  maxServers: number;
 };
 
 /** A new connection on a tuple whose previous conversation closed with FINs less than TIME_WAIT ago. */
@@ -34,14 +36,20 @@ class Group {
   heldByClient = 0;
   acceptedByTimestamps = 0;
   acceptedByHigherIsn = 0;
-  client: EndpointRef | null = null;
-  server: EndpointRef | null = null;
+  readonly client: EndpointRef;
+  readonly server: EndpointRef;
   start = Infinity;
   end = 0;
+  constructor(endpoints: { client: EndpointRef; server: EndpointRef }) {
+    this.client = endpoints.client;
+    this.server = endpoints.server;
+  }
 }
 
 /** Gaps kept per server for the median: enough for a stable value without unbounded memory. */
 const MAX_GAPS = 10_000;
+/** Gaps kept over all servers (8 MB), so that many servers do not multiply the above. */
+const MAX_GAPS_TOTAL = 1_000_000;
 const MAX_CONVERSATION_IDS = 1000;
 
 export const portReuse: DetectorSpec<Thresholds> = {
@@ -75,14 +83,16 @@ export const portReuse: DetectorSpec<Thresholds> = {
       description: 'a tuple reused sooner than this after its previous conversation closed counts as reuse inside TIME_WAIT',
     },
     maxListed: { default: 20, unit: 'reuses', description: 'reuses listed in full per server (all are counted)' },
+    maxServers: maxServersThreshold('servers with reused tuples'),
   },
   advice: [
     'Nothing is broken; but a tuple recycled within TIME_WAIT means ports are churning: persistent connections (keep-alive, pools) remove the churn.',
     'Keep TCP timestamps enabled on both ends (net.ipv4.tcp_timestamps = 1): they are what lets a TIME_WAIT server accept the reuse safely.',
     'If a SNAT device does the reuse, give it more ports/addresses (larger SNAT pool) so a tuple is not reused within 60 s.',
   ],
-  create({ thresholds, slot, report }) {
-    const groups = new Map<string, Group>();
+  create({ thresholds, slot, report, cap }) {
+    const groups = new CappedGroups<Group>(cap(thresholds.maxServers, 'servers with reused tuples followed', 'reuses towards further servers not analysed'));
+    const gapsKept = cap(MAX_GAPS_TOTAL, 'reuse gaps kept', 'reuse gaps left out of the medians');
     let lastFinalized: Conversation | null = null;
 
     const emit = (group: Group, key: string): void => {
@@ -161,17 +171,12 @@ export const portReuse: DetectorSpec<Thresholds> = {
         if (!syn || seg.fromClient || reuse.collided || (seg.notes & Note.NewData) === 0) return;
         // The SYN-ACK of an attempt that met no stale ACK: an accepted reuse.
         const key = serverKey(conv);
-        let group = groups.get(key);
-        if (group === undefined) {
-          group = new Group();
-          const { client, server } = endpointsOf(conv);
-          group.client = client;
-          group.server = server;
-          groups.set(key, group);
-        }
+        const group = groups.obtain(key, () => new Group(endpointsOf(conv)));
+        if (group === null) return;
         const prev = reuse.previous as PreviousConversation;
         group.total++;
-        if (group.gaps.length < MAX_GAPS) group.gaps.push(reuse.synTime - (prev.closeTime as number));
+        if (group.gaps.length >= MAX_GAPS) gapsKept.refuse();
+        else if (gapsKept.take()) group.gaps.push(reuse.synTime - (prev.closeTime as number));
         if (group.conversations.length < MAX_CONVERSATION_IDS) group.conversations.push(conv.id);
         if (group.listed.length < thresholds.maxListed) group.listed.push(reuse);
         if (prev.timeWaitHolder === 'server') {

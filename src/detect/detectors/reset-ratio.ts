@@ -57,6 +57,13 @@ class ClassCount {
   firstTime = Infinity;
 }
 
+/**
+ * Distinct reasons counted per class. Reasons are fixed texts except the idle one, which names the
+ * silence (`after 3 h 12 min of silence`): a capture of many long-idle connections makes one per length.
+ */
+const MAX_REASONS = 32;
+const OTHER_REASONS = 'other reasons (not told apart)';
+
 export const resetRatio: DetectorSpec<Thresholds> = {
   id: 'reset-ratio',
   title: 'Resets out of proportion',
@@ -97,7 +104,8 @@ export const resetRatio: DetectorSpec<Thresholds> = {
     maxListed: { default: 50, unit: 'conversations', description: 'conversation ids listed per class' },
   },
   advice: Object.values(CLASS_ADVICE),
-  create({ thresholds, slot, report }) {
+  create({ thresholds, slot, report, cap }) {
+    const reasonsKept = cap(MAX_REASONS, 'distinct reasons counted per RST class', `RSTs counted under "${OTHER_REASONS}"`);
     let conversations = 0;
     let resetConversations = 0;
     let rstOnly = 0;
@@ -105,6 +113,7 @@ export const resetRatio: DetectorSpec<Thresholds> = {
     let end = 0;
     const bySender = { client: 0, server: 0 };
     const classes = new Map<ResetClass, ClassCount>();
+    // Keyed by '[R]' or '[R.]': two keys per direction whatever the traffic.
     const rstPackets = { client: new Map<string, number>(), server: new Map<string, number>() };
     let onlyClient: EndpointRef | null = null;
     let onlyServer: EndpointRef | null = null;
@@ -228,7 +237,12 @@ export const resetRatio: DetectorSpec<Thresholds> = {
           classes.set(state.cls, count);
         }
         count[state.sender]++;
-        count.reasons.set(state.reason, (count.reasons.get(state.reason) ?? 0) + 1);
+        let reason = state.reason;
+        if (!count.reasons.has(reason) && count.reasons.size >= MAX_REASONS - 1) {
+          reasonsKept.refuse();
+          reason = OTHER_REASONS;
+        }
+        count.reasons.set(reason, (count.reasons.get(reason) ?? 0) + 1);
         if (count.conversations.length < thresholds.maxListed) count.conversations.push(conv.id);
         if (state.time < count.firstTime) count.firstTime = state.time;
         const { client, server } = endpointsOf(conv);

@@ -3,23 +3,21 @@ import type { Conversation } from '../../flow/conversation.js';
 import { Note, type Segment } from '../../flow/segment.js';
 import { type EndpointSummary, endpointSummary, hostPort } from '../../flow/summary.js';
 import type { DetectorSpec } from '../detector.js';
+import { CappedGroups, maxServersThreshold } from '../capped.js';
 import { humanSeconds, median, round } from '../util.js';
 
 type Thresholds = {
   minSynRetransmissions: number;
   minRetryIntervalSeconds: number;
+  maxServers: number;
 };
 
 /** SYN times kept per attempt: Linux sends tcp_syn_retries + 1 = 7 by default. */
 const MAX_SYNS = 32;
 /** Conversation ids and latencies kept per server. */
 const MAX_KEPT = 64;
-/**
- * Servers (ip:port) followed at once. A scan or a SYN flood to many addresses makes one group per
- * server; at this many, the groups with nothing to report are forgotten (bounded memory), and if that
- * frees too little, new servers are not followed at all.
- */
-const MAX_SERVERS = 100_000;
+/** Client addresses counted per server (evidence `clients`). */
+const MAX_CLIENTS = 1024;
 
 /** 'inferred': no SYN-ACK in the capture, but the conversation went on, so one was received. */
 type Outcome = 'pending' | 'syn-ack' | 'inferred' | 'refused' | 'time-wait-ack';
@@ -138,21 +136,25 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
   thresholds: {
     minSynRetransmissions: { default: 1, unit: 'SYNs', description: 'SYN retransmissions in one attempt before it counts as a problem' },
     minRetryIntervalSeconds: { default: 0.25, unit: 's', description: 'a SYN closer than this to the previous one is a copy from a duplicating capture (mirror port, several interfaces, NFLOG), not a retry (SYN RTOs start at 1 s)' },
+    // A scan or a SYN flood to many addresses makes one group per server: when the table is full the
+    // groups with nothing to report are forgotten, and if that frees too little, new servers are not followed.
+    maxServers: maxServersThreshold('servers (ip:port) receiving SYNs'),
   },
   advice: [
     'Server side, a full accept queue: raise the listen() backlog in the service and net.core.somaxconn (default 4096 on Linux 5.4+, 128 before), net.ipv4.tcp_max_syn_backlog, keep net.ipv4.tcp_syncookies=1; check `nstat -az TcpExtListenOverflows TcpExtListenDrops` and `ss -ltn` (Recv-Q against Send-Q) on the server, and whether the application accepts fast enough.',
     'Path: a firewall, security group or network ACL dropping the SYNs (allow the port from this client), or the host or service is down (check the health of the target and the route to it).',
     'Client side: with no answer, connect() hangs for tcp_syn_retries (default 6: 127 s, or ~11 s with Linux 6.5+ linear timeouts); set an application connect timeout of a few seconds and retry on another backend.',
   ],
-  create({ thresholds, slot, report }) {
-    const groups = new Map<string, ServerGroup>();
+  create({ thresholds, slot, report, cap }) {
+    const groups = new CappedGroups<ServerGroup>(cap(thresholds.maxServers, 'servers receiving SYNs followed', 'connection attempts to further servers not analysed'));
+    const clientsKept = cap(MAX_CLIENTS, 'client addresses counted per server', 'problem attempts from client addresses past that count not told apart');
     /** Set when forgetting quiet groups freed too little: sweeping again would cost per packet. */
-    let full = false;
+    let sweepFutile = false;
     const forgetQuiet = (): void => {
-      for (const [key, group] of groups) {
+      for (const [key, group] of groups.entries()) {
         if (group.problemConversations.length === 0 && group.pendingRetried === 0) groups.delete(key);
       }
-      if (groups.size > MAX_SERVERS / 2) full = true;
+      if (groups.size > thresholds.maxServers / 2) sweepFutile = true;
     };
 
     // An attempt without any retransmission is never a problem here (a scan, or the capture ended).
@@ -240,7 +242,8 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
       if (group.firstProblemTime < 0 || attempt.synTimes[0] < group.firstProblemTime) group.firstProblemTime = attempt.synTimes[0];
       const client = endpointSummary(conv.client, conv.ipVersion);
       if (group.client === null) group.client = client;
-      if (group.clients.size < 1024) group.clients.add(client.ip);
+      if (group.clients.size < MAX_CLIENTS) group.clients.add(client.ip);
+      else if (!group.clients.has(client.ip)) clientsKept.refuse();
       if (group.worst === null || attempt.syns > group.worst.syns) group.worst = attempt;
     };
 
@@ -254,13 +257,9 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
           if (!syn || !seg.fromClient || (seg.flags & TcpFlag.ACK) !== 0 || (seg.notes & Note.NewData) === 0) return;
           const server = endpointSummary(conv.server, conv.ipVersion);
           const key = hostPort(server);
-          let group = groups.get(key);
-          if (group === undefined) {
-            if (groups.size >= MAX_SERVERS && !full) forgetQuiet();
-            if (full) return;
-            group = new ServerGroup(key, server);
-            groups.set(key, group);
-          }
+          if (groups.full && !sweepFutile && groups.get(key) === undefined) forgetQuiet();
+          const group = groups.obtain(key, () => new ServerGroup(key, server));
+          if (group === null) return;
           group.attempts++;
           attempt = new Attempt(group, conv.id);
           conv.scratch[slot] = attempt;

@@ -3,6 +3,7 @@ import type { Conversation } from '../../flow/conversation.js';
 import { Note, type Segment } from '../../flow/segment.js';
 import type { DetectorSpec } from '../detector.js';
 import type { EndpointRef, Severity } from '../finding.js';
+import { CappedGroups, maxServersThreshold } from '../capped.js';
 import { LINUX_TIME_WAIT_SECONDS } from '../knowledge.js';
 import { endpointsOf, humanSeconds, round } from '../util.js';
 import { clientText, gapText, isnDistance, type PreviousConversation, previousOf, serverKey } from './tuple-reuse.js';
@@ -11,6 +12,7 @@ type Thresholds = {
   timeWaitSeconds: number;
   criticalDelaySeconds: number;
   maxListed: number;
+  maxServers: number;
 };
 
 /** One packet of a collision's exchange, as the evidence lists it. */
@@ -59,14 +61,18 @@ class Group {
   readonly attempts: Attempt[] = [];
   total = 0;
   readonly conversations: number[] = [];
-  client: EndpointRef | null = null;
-  server: EndpointRef | null = null;
+  readonly client: EndpointRef;
+  readonly server: EndpointRef;
   start = Infinity;
   end = 0;
   /** Outcomes of the attempts beyond the listing, which are only counted. */
   unlistedFailed = 0;
   unlistedEstablished = 0;
   unlistedWorstDelay = 0;
+  constructor(endpoints: { client: EndpointRef; server: EndpointRef }) {
+    this.client = endpoints.client;
+    this.server = endpoints.server;
+  }
 }
 
 const MAX_CONVERSATION_IDS = 1000;
@@ -136,6 +142,7 @@ export const timewaitCollision: DetectorSpec<Thresholds> = {
       description: 'a collision that delayed the connection this long (or made it fail) is critical',
     },
     maxListed: { default: 20, unit: 'attempts', description: 'collisions listed in full per server (all are counted)' },
+    maxServers: maxServersThreshold('servers with collisions'),
   },
   advice: [
     'Open fewer connections: keep them persistent (HTTP keep-alive, connection pools), so ports are not recycled through TIME_WAIT at all.',
@@ -144,8 +151,8 @@ export const timewaitCollision: DetectorSpec<Thresholds> = {
     'Keep TCP timestamps enabled end to end (net.ipv4.tcp_timestamps = 1 on clients and servers, and no middlebox stripping the option): with timestamps a TIME_WAIT server accepts a newer SYN on the same tuple (RFC 6191).',
     '`net.ipv4.tcp_tw_reuse` only lets a host reuse its OWN TIME_WAIT ports for outgoing connections, and only with timestamps: it does not help a server holding TIME_WAIT; never use the removed tcp_tw_recycle.',
   ],
-  create({ thresholds, slot, report }) {
-    const groups = new Map<string, Group>();
+  create({ thresholds, slot, report, cap }) {
+    const groups = new CappedGroups<Group>(cap(thresholds.maxServers, 'servers with TIME_WAIT collisions followed', 'collisions towards further servers not analysed'));
     let lastFinalized: Conversation | null = null;
 
     const record = (attempt: Attempt, seg: Segment, packet: string): void => {
@@ -263,22 +270,16 @@ export const timewaitCollision: DetectorSpec<Thresholds> = {
       });
     };
 
-    const groupOf = (conv: Conversation): [Group, string] => {
+    const groupOf = (conv: Conversation): [Group, string] | null => {
       const key = serverKey(conv);
-      let group = groups.get(key);
-      if (group === undefined) {
-        group = new Group();
-        const { client, server } = endpointsOf(conv);
-        group.client = client;
-        group.server = server;
-        groups.set(key, group);
-      }
-      return [group, key];
+      const group = groups.obtain(key, () => new Group(endpointsOf(conv)));
+      return group === null ? null : [group, key];
     };
 
     const update = (conv: Conversation, attempt: Attempt, time: number): void => {
-      if (attempt.staleAcks === 0) return;
-      const [group, key] = groupOf(conv);
+      const found = attempt.staleAcks === 0 ? null : groupOf(conv);
+      if (found === null) return;
+      const [group, key] = found;
       if (time > group.end) group.end = time;
       emit(group, key);
     };
@@ -312,10 +313,13 @@ export const timewaitCollision: DetectorSpec<Thresholds> = {
         if (attempt.synAckTime >= 0 && attempt.staleAcks === 0) return;
         if (isStale(conv, seg)) {
           if (attempt.staleAcks === 0) {
+            const found = groupOf(conv);
+            // No room for this server: the attempt is not followed (its drop is counted).
+            if (found === null) return;
             attempt.staleAckValue = seg.ack;
             attempt.firstStaleAckFrame = seg.frame;
             attempt.firstStaleAckTime = seg.time;
-            const [group] = groupOf(conv);
+            const [group] = found;
             group.total++;
             if (group.conversations.length < MAX_CONVERSATION_IDS) group.conversations.push(conv.id);
             if (attempt.synTime < group.start) group.start = attempt.synTime;
@@ -355,7 +359,8 @@ export const timewaitCollision: DetectorSpec<Thresholds> = {
         if (attempt === undefined || attempt.staleAcks === 0) return;
         attempt.finalized = true;
         attempt.resetAtEnd = conv.resetTime >= 0 || conv.client.rsts + conv.server.rsts > 0;
-        const [group, key] = groupOf(conv);
+        // Its first stale ACK found (or made) the group, and groups are never forgotten.
+        const [group, key] = groupOf(conv) as [Group, string];
         if (attempt.listed < 0) {
           if (attempt.synAckTime < 0) group.unlistedFailed++;
           else group.unlistedEstablished++;
