@@ -39,7 +39,7 @@ export interface LiveOptions {
  * segmentation or receive offloads (TSO/GSO/GRO: nearly every real NIC), and the ring holds only
  * this / 64-128 KiB packets: 128 MiB is 1,000-2,000 packets, 10-20 ms of a 100,000 packets/s stream
  * while the capture process is not scheduled. bench/live-flood.sh on a loaded 2-core machine lost
- * 28-52% at 16 MiB, 0.1-2% at 64 MiB, 0-0.5% at 128 MiB (figures in docs/live.md). The memory is
+ * 28-52% at 16 MiB, 0.1-2% at 64 MiB, 0-0.5% at 128 MiB (figures in the README, "Live capture"). The memory is
  * the kernel's, for the duration of the capture; libpcap shrinks the ring if it cannot have it all.
  */
 export const DEFAULT_BUFFER_MIB = 128;
