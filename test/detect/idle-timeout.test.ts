@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { analyzeFiles } from '../../src/core/analyze.js';
 import { idleTimeout } from '../../src/detect/detectors/idle-timeout.js';
-import type { Finding } from '../../src/detect/finding.js';
 import { idleBracket } from '../../src/detect/idle-gaps.js';
 import { MIDDLEBOX_IDLE_TIMEOUTS } from '../../src/detect/knowledge.js';
+import { endpoint, ofDetector, skipUnlessCaptures } from '../helpers/lab.js';
 import { capture, CORPUS_DIR, corpusRows, facts } from '../helpers/paths.js';
 import { SyntheticCapture, type SyntheticFlow, analyzeAtSnaplen, SNAPLEN_VARIANTS, snaplenLabel } from '../helpers/synthetic.js';
 
@@ -18,20 +17,6 @@ import { SyntheticCapture, type SyntheticFlow, analyzeAtSnaplen, SNAPLEN_VARIANT
 
 const ID = 'idle-timeout';
 const EPS = 1e-5;
-
-function ofDetector(findings: Finding[]): Finding[] {
-  return findings.filter((f) => f.detector === ID);
-}
-
-function skipUnless(...names: string[]): { skip: string | false } {
-  const missing = names.filter((n) => !existsSync(capture(n)));
-  return { skip: missing.length === 0 ? false : `${missing.join(', ')} not generated yet (fixtures/lab)` };
-}
-
-function endpoint(text: string): { ip: string; port: number } {
-  const colon = text.lastIndexOf(':');
-  return { ip: text.slice(0, colon), port: Number(text.slice(colon + 1)) };
-}
 
 interface StormFacts {
   first_frame_epoch: number;
@@ -47,11 +32,11 @@ interface StormFacts {
   };
 }
 
-for (const snaplen of SNAPLEN_VARIANTS) test(`idle-timeout-storm: a bracket around the 5 s conntrack timeout, from tshark's gaps${snaplenLabel(snaplen)}`, skipUnless('idle-timeout-storm.pcap'), async () => {
+for (const snaplen of SNAPLEN_VARIANTS) test(`idle-timeout-storm: a bracket around the 5 s conntrack timeout, from tshark's gaps${snaplenLabel(snaplen)}`, skipUnlessCaptures('idle-timeout-storm.pcap'), async () => {
   const f = facts<StormFacts>('idle-timeout-storm');
   const { result, errors } = await analyzeAtSnaplen(capture('idle-timeout-storm.pcap'), snaplen);
   assert.deepEqual(errors, []);
-  const findings = ofDetector(result.findings);
+  const findings = ofDetector(result.findings, ID);
   assert.equal(findings.length, 1);
   const it = findings[0];
   const s = f.storm;
@@ -80,18 +65,18 @@ for (const snaplen of SNAPLEN_VARIANTS) test(`idle-timeout-storm: a bracket arou
   assert.deepEqual(it.evidence.matchingDefaults, []);
 });
 
-test('idle-keepalive-ok: keep-alives break the idle period, nothing fails (negative control)', skipUnless('idle-keepalive-ok.pcap'), async () => {
+test('idle-keepalive-ok: keep-alives break the idle period, nothing fails (negative control)', skipUnlessCaptures('idle-keepalive-ok.pcap'), async () => {
   const { result } = await analyzeFiles([capture('idle-keepalive-ok.pcap')]);
-  assert.deepEqual(ofDetector(result.findings), []);
+  assert.deepEqual(ofDetector(result.findings, ID), []);
 });
 
-test('both lab captures as one (same router, same server): the bracket stands', skipUnless('idle-timeout-storm.pcap', 'idle-keepalive-ok.pcap'), async () => {
+test('both lab captures as one (same router, same server): the bracket stands', skipUnlessCaptures('idle-timeout-storm.pcap', 'idle-keepalive-ok.pcap'), async () => {
   const names = ['idle-timeout-storm', 'idle-keepalive-ok'];
   // Merged in capture-time order, as tcpdump would have rotated them.
   names.sort((a, b) => facts<StormFacts>(a).first_frame_epoch - facts<StormFacts>(b).first_frame_epoch);
   const { result } = await analyzeFiles(names.map((n) => capture(`${n}.pcap`)), { merge: true });
   const f = facts<StormFacts>('idle-timeout-storm');
-  const findings = ofDetector(result.findings);
+  const findings = ofDetector(result.findings, ID);
   assert.equal(findings.length, 1);
   // The keep-alive capture's gaps (about 2 s) are shorter than the storm capture's 3 s survivor.
   const longest = Math.max(...f.storm.survived_idle_gaps.map((g) => g.gap));
@@ -101,9 +86,9 @@ test('both lab captures as one (same router, same server): the bracket stands', 
 
 for (const name of ['healthy-mix', 'zero-window-stall', 'syn-unanswered', 'timewait-collision', 'keepalive-race', 'lb-blackhole-front',
   'lb-blackhole-back', 'conn-churn', 'forged-rst-client', 'forged-rst-server', 'nat-path-client', 'nat-path-server']) {
-  test(`negative control ${name}: no idle-timeout finding`, skipUnless(`${name}.pcap`), async () => {
+  test(`negative control ${name}: no idle-timeout finding`, skipUnlessCaptures(`${name}.pcap`), async () => {
     const { result } = await analyzeFiles([capture(`${name}.pcap`)]);
-    assert.deepEqual(ofDetector(result.findings).map((x) => x.title), []);
+    assert.deepEqual(ofDetector(result.findings, ID).map((x) => x.title), []);
   });
 }
 
@@ -111,7 +96,7 @@ for (const row of corpusRows()) {
   test(`corpus ${row.path}: no idle-timeout finding`, async () => {
     // None of the public captures has an idle gap of 5 s or more followed by an unanswered packet.
     const { result } = await analyzeFiles([join(CORPUS_DIR, row.path)]);
-    assert.deepEqual(ofDetector(result.findings).map((x) => x.title), []);
+    assert.deepEqual(ofDetector(result.findings, ID).map((x) => x.title), []);
   });
 }
 
@@ -155,7 +140,7 @@ test('gaps of 30 s and 60 s survive, a 400 s gap ends in an RST: bracket (60 s, 
   c.data(491.006, 'client', 20);
   // An L4 balancer that forgot the flow answers with an RST from the server's address.
   c.rst(491.007, 'server');
-  const findings = ofDetector(cap.finish());
+  const findings = ofDetector(cap.finish(), ID);
   assert.equal(findings.length, 1);
   const e = findings[0].evidence;
   assert.ok(Math.abs((e.lowerBoundSeconds as number) - 60) < 1e-6);
@@ -178,10 +163,10 @@ test('a failure with no surviving gap leaves the bracket open below, and is repo
   c.data(70.502, 'client', 20);
   c.data(70.702, 'client', 20, { seq: 20 });
   c.data(71.102, 'client', 20, { seq: 20 });
-  const live = ofDetector(cap.engine.results());
+  const live = ofDetector(cap.engine.results(), ID);
   assert.equal(live.length, 1, 'reported as soon as the second retransmission went unanswered');
   c.data(71.902, 'client', 20, { seq: 20 });
-  const findings = ofDetector(cap.finish());
+  const findings = ofDetector(cap.finish(), ID);
   assert.equal(findings[0].id, live[0].id);
   assert.equal(findings[0].evidence.bracketOpenBelow, true);
   assert.equal(findings[0].evidence.lowerBoundSeconds, null);
@@ -196,7 +181,7 @@ test('a failure after a gap shorter than minGapSeconds is ordinary loss, not an 
   exchange(c, 0.5);
   c.data(3.502, 'client', 20);
   for (const t of [3.702, 4.102, 4.902]) c.data(t, 'client', 20, { seq: 20 });
-  assert.deepEqual(ofDetector(cap.finish()), []);
+  assert.deepEqual(ofDetector(cap.finish(), ID), []);
 });
 
 test('a connection the server had closed (FIN) before the gap is not an idle-timeout victim', () => {
@@ -208,7 +193,7 @@ test('a connection the server had closed (FIN) before the gap is not an idle-tim
   c.ack(5.001, 'client');
   c.data(65, 'client', 20);
   c.rst(65.001, 'server');
-  assert.deepEqual(ofDetector(cap.finish()), []);
+  assert.deepEqual(ofDetector(cap.finish(), ID), []);
 });
 
 test('unanswered keep-alive probes after a long gap are a failure too', () => {
@@ -220,7 +205,7 @@ test('unanswered keep-alive probes after a long gap are a failure too', () => {
   c.probe(400.502, 'client');
   c.probe(475.502, 'client');
   c.probe(550.502, 'client');
-  const findings = ofDetector(cap.finish());
+  const findings = ofDetector(cap.finish(), ID);
   assert.equal(findings.length, 1);
   const failure = findings[0].evidence.shortestFailure as Record<string, unknown>;
   assert.equal(failure.frame, probeFrame);
@@ -235,7 +220,7 @@ test('a capture ending right after the first retransmission decides nothing', ()
   exchange(c, 0.5);
   c.data(100.502, 'client', 20);
   c.data(100.702, 'client', 20, { seq: 20 });
-  assert.deepEqual(ofDetector(cap.finish()), []);
+  assert.deepEqual(ofDetector(cap.finish(), ID), []);
 });
 
 test('sequence wrap and a capture that starts mid-stream', () => {
@@ -246,7 +231,7 @@ test('sequence wrap and a capture that starts mid-stream', () => {
   exchange(c, 20.002);
   c.data(120.004, 'client', 20);
   for (const t of [120.204, 120.604]) c.data(t, 'client', 20, { seq: 40 });
-  const findings = ofDetector(cap.finish());
+  const findings = ofDetector(cap.finish(), ID);
   assert.equal(findings.length, 1);
   assert.ok(Math.abs((findings[0].evidence.lowerBoundSeconds as number) - 20) < 1e-6);
   assert.ok(Math.abs((findings[0].evidence.upperBoundSeconds as number) - 100) < 1e-6);
@@ -264,7 +249,7 @@ test('connections to different servers are bracketed separately', () => {
   a.data(100.502, 'client', 20);
   a.rst(100.503, 'server');
   exchange(b, 200.502);
-  const findings = ofDetector(cap.finish());
+  const findings = ofDetector(cap.finish(), ID);
   assert.equal(findings.length, 1);
   assert.equal(findings[0].evidence.serverIp, '10.0.0.2');
   assert.equal(findings[0].evidence.lowerBoundSeconds, null);

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { analyzeFiles } from '../../src/core/analyze.js';
@@ -7,6 +6,7 @@ import { idleTimeout } from '../../src/detect/detectors/idle-timeout.js';
 import { keepalive } from '../../src/detect/detectors/keepalive.js';
 import type { Finding } from '../../src/detect/finding.js';
 import { MIDDLEBOX_IDLE_TIMEOUTS } from '../../src/detect/knowledge.js';
+import { endpoint, ofDetector, skipUnlessCaptures } from '../helpers/lab.js';
 import { capture, CORPUS_DIR, corpusRows, facts } from '../helpers/paths.js';
 import { SyntheticCapture, type SyntheticFlow, analyzeAtSnaplen, SNAPLEN_VARIANTS, snaplenLabel } from '../helpers/synthetic.js';
 
@@ -17,20 +17,6 @@ import { SyntheticCapture, type SyntheticFlow, analyzeAtSnaplen, SNAPLEN_VARIANT
 
 const ID = 'keepalive';
 const EPS = 1e-5;
-
-function ofDetector(findings: Finding[]): Finding[] {
-  return findings.filter((f) => f.detector === ID);
-}
-
-function skipUnless(...names: string[]): { skip: string | false } {
-  const missing = names.filter((n) => !existsSync(capture(n)));
-  return { skip: missing.length === 0 ? false : `${missing.join(', ')} not generated yet (fixtures/lab)` };
-}
-
-function endpoint(text: string): { ip: string; port: number } {
-  const colon = text.lastIndexOf(':');
-  return { ip: text.slice(0, colon), port: Number(text.slice(colon + 1)) };
-}
 
 function medianOf(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -51,11 +37,11 @@ interface KeepaliveFacts {
   };
 }
 
-for (const snaplen of SNAPLEN_VARIANTS) test(`idle-keepalive-ok: the client's probes, as tshark measured them${snaplenLabel(snaplen)}`, skipUnless('idle-keepalive-ok.pcap'), async () => {
+for (const snaplen of SNAPLEN_VARIANTS) test(`idle-keepalive-ok: the client's probes, as tshark measured them${snaplenLabel(snaplen)}`, skipUnlessCaptures('idle-keepalive-ok.pcap'), async () => {
   const f = facts<KeepaliveFacts>('idle-keepalive-ok');
   const { result, errors } = await analyzeAtSnaplen(capture('idle-keepalive-ok.pcap'), snaplen);
   assert.deepEqual(errors, []);
-  const findings = ofDetector(result.findings);
+  const findings = ofDetector(result.findings, ID);
   assert.equal(findings.length, 1);
   const k = findings[0];
   const ka = f.keepalive;
@@ -77,11 +63,11 @@ for (const snaplen of SNAPLEN_VARIANTS) test(`idle-keepalive-ok: the client's pr
   assert.deepEqual(result.findings.filter((x) => x.severity !== 'info'), []);
 });
 
-test('with the storm capture from the same lab, the probe period is compared with the bracket', skipUnless('idle-keepalive-ok.pcap', 'idle-timeout-storm.pcap'), async () => {
+test('with the storm capture from the same lab, the probe period is compared with the bracket', skipUnlessCaptures('idle-keepalive-ok.pcap', 'idle-timeout-storm.pcap'), async () => {
   const names = ['idle-timeout-storm', 'idle-keepalive-ok'];
   names.sort((a, b) => facts<KeepaliveFacts>(a).first_frame_epoch - facts<KeepaliveFacts>(b).first_frame_epoch);
   const { result } = await analyzeFiles(names.map((n) => capture(`${n}.pcap`)), { merge: true });
-  const k = ofDetector(result.findings);
+  const k = ofDetector(result.findings, ID);
   assert.equal(k.length, 1);
   const bracket = k[0].evidence.idleTimeoutBracket as { low: number; high: number };
   const timeout = result.findings.find((x) => x.detector === 'idle-timeout');
@@ -95,16 +81,16 @@ test('with the storm capture from the same lab, the probe period is compared wit
   assert.equal(k[0].evidence.intervalVsIdleTimeout, 'shorter');
 });
 
-test('zero-window-stall: persist probes are not keep-alives', skipUnless('zero-window-stall.pcap'), async () => {
+test('zero-window-stall: persist probes are not keep-alives', skipUnlessCaptures('zero-window-stall.pcap'), async () => {
   const { result } = await analyzeFiles([capture('zero-window-stall.pcap')]);
-  assert.deepEqual(ofDetector(result.findings), []);
+  assert.deepEqual(ofDetector(result.findings, ID), []);
 });
 
 for (const name of ['healthy-mix', 'idle-timeout-storm', 'syn-unanswered', 'timewait-collision', 'keepalive-race', 'lb-blackhole-front',
   'lb-blackhole-back', 'conn-churn', 'forged-rst-client', 'forged-rst-server', 'nat-path-client', 'nat-path-server']) {
-  test(`negative control ${name}: no keep-alive finding`, skipUnless(`${name}.pcap`), async () => {
+  test(`negative control ${name}: no keep-alive finding`, skipUnlessCaptures(`${name}.pcap`), async () => {
     const { result } = await analyzeFiles([capture(`${name}.pcap`)]);
-    assert.deepEqual(ofDetector(result.findings).map((x) => x.title), []);
+    assert.deepEqual(ofDetector(result.findings, ID).map((x) => x.title), []);
   });
 }
 
@@ -131,8 +117,8 @@ for (const row of corpusRows()) {
   test(`corpus ${row.path}: keep-alive findings are justified`, async () => {
     const { result } = await analyzeFiles([join(CORPUS_DIR, row.path)]);
     const check = CORPUS_EXPECTED[row.path];
-    if (check) check(ofDetector(result.findings), row);
-    else assert.deepEqual(ofDetector(result.findings).map((x) => x.title), []);
+    if (check) check(ofDetector(result.findings, ID), row);
+    else assert.deepEqual(ofDetector(result.findings, ID).map((x) => x.title), []);
   });
 }
 
@@ -157,7 +143,7 @@ test('answered and unanswered probes, interval and time after data', () => {
     c.ack(t + 0.001, 'server');
   }
   for (const t of [181.004, 191.004, 201.004]) c.probe(t, 'client');
-  const findings = ofDetector(cap.finish());
+  const findings = ofDetector(cap.finish(), ID);
   assert.equal(findings.length, 1);
   const e = findings[0].evidence;
   assert.equal(e.probes, 5);
@@ -184,7 +170,7 @@ test('probe copies (duplicating capture) and keep-alive-shaped ACKs right after 
   c.probe(61.002, 'client');
   c.probe(61.05, 'client');
   c.ack(61.06, 'server');
-  const findings = ofDetector(cap.finish());
+  const findings = ofDetector(cap.finish(), ID);
   assert.equal(findings.length, 1);
   assert.equal(findings[0].evidence.probes, 1);
 });
@@ -205,7 +191,7 @@ test('a probe period longer than the idle timeout seen in the same capture is ca
   // B's first probe comes after 120 s of silence: the balancer has forgotten B too, no answer.
   for (const t of [151.502, 161.502, 171.502]) b.probe(t, 'client');
   const findings = cap.finish();
-  const k = ofDetector(findings);
+  const k = ofDetector(findings, ID);
   assert.equal(k.length, 1);
   assert.deepEqual(k[0].evidence.idleTimeoutBracket, { low: 30, high: 100 });
   // B's last data is the server's answer at 31.501.
@@ -225,7 +211,7 @@ test('the Linux default (7200 s) is longer than every L4 default that probes ref
     c.probe(t, 'client');
     c.ack(t + 0.001, 'server');
   }
-  const k = ofDetector(cap.finish())[0];
+  const k = ofDetector(cap.finish(), ID)[0];
   const expected = MIDDLEBOX_IDLE_TIMEOUTS.filter((d) => d.refreshedByKeepalive && d.seconds < 7200).map((d) => d.name);
   assert.deepEqual(k.evidence.longerThanKnownDefaults, expected);
   assert.ok(expected.length > 0);
@@ -238,7 +224,7 @@ test('server-side probes over a sequence wrap, conversation joined mid-stream', 
   exchange(c, 0);
   c.probe(20.002, 'server');
   c.ack(20.003, 'client');
-  const k = ofDetector(cap.finish());
+  const k = ofDetector(cap.finish(), ID);
   assert.equal(k.length, 1);
   assert.equal(k[0].evidence.sender, 'server');
   assert.equal(k[0].evidence.answeredProbes, 1);

@@ -4,23 +4,12 @@ import { test } from 'node:test';
 import { analyzeFiles } from '../../src/core/analyze.js';
 import { portReuse } from '../../src/detect/detectors/port-reuse.js';
 import { timewaitCollision } from '../../src/detect/detectors/timewait-collision.js';
-import type { Finding } from '../../src/detect/finding.js';
+import { ofDetector, serialDistance } from '../helpers/lab.js';
 import { capture, facts } from '../helpers/paths.js';
 import { SyntheticCapture, type SyntheticFlow } from '../helpers/synthetic.js';
 
 const CLIENT = '10.0.0.1:40000';
 const SERVER = '10.0.0.2:80';
-
-function ofDetector(findings: Finding[], id: string): Finding[] {
-  return findings.filter((f) => f.detector === id);
-}
-
-/** Independent 32-bit serial distance (RFC 1982), written out rather than taken from src/flow/seq. */
-function serialDistance(a: number, b: number): number {
-  const d = (a - b) % 2 ** 32;
-  const u = d < 0 ? d + 2 ** 32 : d;
-  return u >= 2 ** 31 ? u - 2 ** 32 : u;
-}
 
 /** A finished connection on CLIENT -> SERVER: handshake at t, one exchange, orderly close by `closer`. */
 function previousConnection(cap: SyntheticCapture, t: number, closer: 'client' | 'server', isnClient: number): { flow: SyntheticFlow; closeTime: number } {

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { analyzeFiles } from '../../src/core/analyze.js';
 import { projectLinuxGiveUp, retransmitStorm } from '../../src/detect/detectors/retransmit-storm.js';
-import type { Finding } from '../../src/detect/finding.js';
+import { endpoint, ofDetector, skipUnlessCaptures } from '../helpers/lab.js';
 import { capture, CORPUS_DIR, corpusRows, facts } from '../helpers/paths.js';
 import { SyntheticCapture, analyzeAtSnaplen, SNAPLEN_VARIANTS, snaplenLabel } from '../helpers/synthetic.js';
 
@@ -15,19 +14,6 @@ import { SyntheticCapture, analyzeAtSnaplen, SNAPLEN_VARIANTS, snaplenLabel } fr
 
 const ID = 'retransmit-storm';
 const EPS = 1e-5;
-
-function ofDetector(findings: Finding[]): Finding[] {
-  return findings.filter((f) => f.detector === ID);
-}
-
-function skipUnless(name: string): { skip: string | false } {
-  return { skip: existsSync(capture(name)) ? false : `${name} not generated yet (fixtures/lab)` };
-}
-
-function endpoint(text: string): { ip: string; port: number } {
-  const colon = text.lastIndexOf(':');
-  return { ip: text.slice(0, colon), port: Number(text.slice(colon + 1)) };
-}
 
 interface FrameRef { frame: number; time: number; epoch: number }
 interface StormFacts {
@@ -46,11 +32,11 @@ interface StormFacts {
   reconnect: { client: string; syn: { frame: number }; after_original: number; after_last_retransmission: number };
 }
 
-for (const snaplen of SNAPLEN_VARIANTS) test(`idle-timeout-storm: the lost request's storm, as tshark measured it${snaplenLabel(snaplen)}`, skipUnless('idle-timeout-storm.pcap'), async () => {
+for (const snaplen of SNAPLEN_VARIANTS) test(`idle-timeout-storm: the lost request's storm, as tshark measured it${snaplenLabel(snaplen)}`, skipUnlessCaptures('idle-timeout-storm.pcap'), async () => {
   const f = facts<StormFacts>('idle-timeout-storm');
   const { result, errors } = await analyzeAtSnaplen(capture('idle-timeout-storm.pcap'), snaplen);
   assert.deepEqual(errors, []);
-  const findings = ofDetector(result.findings);
+  const findings = ofDetector(result.findings, ID);
   assert.equal(findings.length, 1, 'one storm: the reconnect is clean');
   const storm = findings[0];
   const s = f.storm;
@@ -104,10 +90,10 @@ interface BlackholeBackFacts {
   proxy_abort: { frame: number; time: number };
 }
 
-for (const snaplen of SNAPLEN_VARIANTS) test(`lb-blackhole-back: a flight's head re-sent after a tail-loss probe, until the proxy resets${snaplenLabel(snaplen)}`, skipUnless('lb-blackhole-back.pcap'), async () => {
+for (const snaplen of SNAPLEN_VARIANTS) test(`lb-blackhole-back: a flight's head re-sent after a tail-loss probe, until the proxy resets${snaplenLabel(snaplen)}`, skipUnlessCaptures('lb-blackhole-back.pcap'), async () => {
   const f = facts<BlackholeBackFacts>('lb-blackhole-back');
   const { result } = await analyzeAtSnaplen(capture('lb-blackhole-back.pcap'), snaplen);
-  const findings = ofDetector(result.findings);
+  const findings = ofDetector(result.findings, ID);
   assert.equal(findings.length, 1);
   const storm = findings[0];
   assert.deepEqual(storm.client, endpoint(f.proxy));
@@ -137,9 +123,9 @@ for (const snaplen of SNAPLEN_VARIANTS) test(`lb-blackhole-back: a flight's head
 });
 
 for (const name of ['healthy-mix', 'idle-keepalive-ok', 'zero-window-stall', 'syn-unanswered', 'timewait-collision', 'conn-churn']) {
-  test(`negative control ${name}: no retransmission storm`, skipUnless(`${name}.pcap`), async () => {
+  test(`negative control ${name}: no retransmission storm`, skipUnlessCaptures(`${name}.pcap`), async () => {
     const { result } = await analyzeFiles([capture(`${name}.pcap`)]);
-    assert.deepEqual(ofDetector(result.findings).map((x) => x.title), []);
+    assert.deepEqual(ofDetector(result.findings, ID).map((x) => x.title), []);
   });
 }
 
@@ -155,7 +141,7 @@ for (const row of rows) {
   test(`corpus ${row.path}: retransmit-storm findings are justified`, async () => {
     const { result } = await analyzeFiles([join(CORPUS_DIR, row.path)]);
     const expected = CORPUS_EXPECTED[row.path];
-    assert.equal(ofDetector(result.findings).length, expected?.count ?? 0, expected?.why ?? 'no storm in this capture');
+    assert.equal(ofDetector(result.findings, ID).length, expected?.count ?? 0, expected?.why ?? 'no storm in this capture');
   });
 }
 
@@ -186,7 +172,7 @@ test('storms in both directions keep one finding each (the per-direction key)', 
   c.ack(3, 'server', { ack: 100 });
   // ... while the server's own storm goes on.
   for (const t of [4.001, 7.201]) c.data(t, 'server', 100, { seq: 0, ack: 0 });
-  const findings = ofDetector(cap.finish());
+  const findings = ofDetector(cap.finish(), ID);
   const byDirection = (d: string) => findings.filter((x) => x.evidence.direction === d);
   assert.equal(byDirection('client').length, 1);
   assert.equal(byDirection('client')[0].evidence.recovered, true);
@@ -201,7 +187,7 @@ test('a tail-loss probe on a fast path is not taken for the initial RTO', () => 
   c.data(1, 'client', 100);
   // TLP 12 ms after the send, then RTO 200 ms and doubling.
   for (const t of [1.012, 1.212, 1.612, 2.412]) c.data(t, 'client', 100, { seq: 0, ack: 0 });
-  const f = ofDetector(cap.finish())[0];
+  const f = ofDetector(cap.finish(), ID)[0];
   assert.equal(f.evidence.tailLossProbe, true);
   assert.ok(Math.abs((f.evidence.initialRtoSeconds as number) - 0.2) < 1e-6);
   assert.ok(Math.abs((f.evidence.backoffFactor as number) - 2) < 1e-6);
@@ -214,7 +200,7 @@ test('copies of a segment at the same instant (duplicating capture) are not a st
   c.data(1, 'client', 100);
   for (let i = 0; i < 3; i++) c.data(1, 'client', 100, { seq: 0, ack: 0 });
   c.ack(1.0005, 'server');
-  assert.deepEqual(ofDetector(cap.finish()), []);
+  assert.deepEqual(ofDetector(cap.finish(), ID), []);
 });
 
 test('steady re-sends without backoff are not a storm', () => {
@@ -224,7 +210,7 @@ test('steady re-sends without backoff are not a storm', () => {
   c.fin(1, 'server');
   for (const t of [1.08, 1.17, 1.25, 1.33]) c.fin(t, 'server');
   c.close(1.4, 'client');
-  assert.deepEqual(ofDetector(cap.finish()), []);
+  assert.deepEqual(ofDetector(cap.finish(), ID), []);
 });
 
 test('sequence numbers wrapping past 2^32 inside the stalled segment', () => {
@@ -235,7 +221,7 @@ test('sequence numbers wrapping past 2^32 inside the stalled segment', () => {
   // The next segment starts at ISN+201 = 0x1_0000_0009: past the wrap.
   c.data(1, 'client', 100);
   for (const t of [1.2, 1.6, 2.4, 4.0]) c.data(t, 'client', 100, { seq: 200, ack: 0 });
-  const f = ofDetector(cap.finish());
+  const f = ofDetector(cap.finish(), ID);
   assert.equal(f.length, 1);
   assert.equal(f[0].evidence.seq, 201, 'relative to the ISN, across the wrap');
   assert.equal(f[0].evidence.retransmissions, 4);
@@ -248,7 +234,7 @@ test('a capture starting mid-storm does not anchor the backoff on a copy that ma
   // No handshake: the first packet seen is already a re-send, 3.2 s after an earlier one.
   c.data(10, 'client', 100);
   for (const t of [16.4, 29.2, 54.8]) c.data(t, 'client', 100, { seq: 0 });
-  const f = ofDetector(cap.finish())[0];
+  const f = ofDetector(cap.finish(), ID)[0];
   assert.equal(f.evidence.retransmissions, 3);
   assert.equal(f.evidence.originalFrame, null);
   assert.equal(f.evidence.initialRtoSeconds, null);
@@ -262,9 +248,9 @@ test('a capture ending mid-storm: reported live, same id at the end, give-up unk
   c.handshake(0);
   c.data(1, 'client', 100);
   for (const t of [1.2, 1.6, 2.4]) c.data(t, 'client', 100, { seq: 0, ack: 0 });
-  const early = ofDetector(cap.engine.results());
+  const early = ofDetector(cap.engine.results(), ID);
   assert.equal(early.length, 1, 'reported at minRetransmits, before the end');
-  const final = ofDetector(cap.finish());
+  const final = ofDetector(cap.finish(), ID);
   assert.equal(final.length, 1);
   assert.equal(final[0].id, early[0].id);
   assert.equal(final[0].evidence.senderGaveUp, null, 'the capture ended before the next retransmission was due');
@@ -281,7 +267,7 @@ test('silence long past the next due retransmission while the capture goes on: t
   const other = cap.flow('10.0.0.1:40001', '10.0.0.3:80');
   other.handshake(5);
   other.dataAcked(24, 'client', 10);
-  const f = ofDetector(cap.finish())[0];
+  const f = ofDetector(cap.finish(), ID)[0];
   assert.equal(f.evidence.senderGaveUp, true);
   assert.equal(f.evidence.reconnect, null);
   // Next retransmission was due 3.2 s after the last (4.0 s): 7.2 s, i.e. 6.2 s after the first send.
@@ -298,7 +284,7 @@ test('a reconnect to the same server after the storm is evidence the application
   const again = cap.flow('10.0.0.1:40001', SERVER);
   again.handshake(6);
   again.dataAcked(6.01, 'client', 100);
-  const f = ofDetector(cap.finish())[0];
+  const f = ofDetector(cap.finish(), ID)[0];
   const reconnect = f.evidence.reconnect as Record<string, number>;
   assert.equal(reconnect.frame, frame);
   assert.ok(Math.abs(reconnect.afterFirstSendSeconds - 5) < 1e-6);

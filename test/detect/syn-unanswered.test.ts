@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { analyzeFiles } from '../../src/core/analyze.js';
 import { synRetryPattern, synUnanswered } from '../../src/detect/detectors/syn-unanswered.js';
 import type { Finding } from '../../src/detect/finding.js';
+import { endpoint, ofDetector, skipUnlessCaptures } from '../helpers/lab.js';
 import { capture, CORPUS_DIR, corpusRows, facts } from '../helpers/paths.js';
 import { SyntheticCapture, type SyntheticFlow, analyzeAtSnaplen, SNAPLEN_VARIANTS, snaplenLabel } from '../helpers/synthetic.js';
 
@@ -12,10 +12,6 @@ import { SyntheticCapture, type SyntheticFlow, analyzeAtSnaplen, SNAPLEN_VARIANT
  * syn-unanswered on hand-built connection attempts; expected counts, frames and intervals are read
  * off each script.
  */
-
-function ofDetector(findings: Finding[]): Finding[] {
-  return findings.filter((f) => f.detector === 'syn-unanswered');
-}
 
 /** SYNs at the given times; returns their frames. */
 function syns(cap: SyntheticCapture, c: SyntheticFlow, times: number[]): number[] {
@@ -28,15 +24,6 @@ function syns(cap: SyntheticCapture, c: SyntheticFlow, times: number[]): number[
 
 const near = (a: unknown, b: number) => typeof a === 'number' && Math.abs(a - b) < 1e-6;
 const EPS = 1e-5;
-
-function skipUnless(name: string): { skip: string | false } {
-  return { skip: existsSync(capture(name)) ? false : `${name} not generated yet (fixtures/lab)` };
-}
-
-function endpoint(text: string): { ip: string; port: number } {
-  const colon = text.lastIndexOf(':');
-  return { ip: text.slice(0, colon), port: Number(text.slice(colon + 1)) };
-}
 
 interface Attempt {
   client: string;
@@ -52,11 +39,11 @@ interface SynFacts {
   refused: { client: string; server: string };
 }
 
-for (const snaplen of SNAPLEN_VARIANTS) test(`syn-unanswered capture: filtered port, full accept queue, refused port (tshark facts)${snaplenLabel(snaplen)}`, skipUnless('syn-unanswered.pcap'), async () => {
+for (const snaplen of SNAPLEN_VARIANTS) test(`syn-unanswered capture: filtered port, full accept queue, refused port (tshark facts)${snaplenLabel(snaplen)}`, skipUnlessCaptures('syn-unanswered.pcap'), async () => {
   const f = facts<SynFacts>('syn-unanswered');
   const { result, errors } = await analyzeAtSnaplen(capture('syn-unanswered.pcap'), snaplen);
   assert.deepEqual(errors, []);
-  const findings = ofDetector(result.findings);
+  const findings = ofDetector(result.findings, 'syn-unanswered');
   const byServer = (server: string) => findings.filter((x) => x.evidence.server === server);
 
   // Filtered port: nothing ever answers it, so critical.
@@ -104,9 +91,9 @@ for (const snaplen of SNAPLEN_VARIANTS) test(`syn-unanswered capture: filtered p
 
 for (const name of ['healthy-mix', 'idle-keepalive-ok', 'idle-timeout-storm', 'zero-window-stall', 'timewait-collision', 'keepalive-race',
   'lb-blackhole-front', 'lb-blackhole-back', 'conn-churn', 'forged-rst-client', 'forged-rst-server', 'nat-path-client', 'nat-path-server']) {
-  test(`negative control ${name}: no unanswered SYNs`, skipUnless(`${name}.pcap`), async () => {
+  test(`negative control ${name}: no unanswered SYNs`, skipUnlessCaptures(`${name}.pcap`), async () => {
     const { result } = await analyzeFiles([capture(`${name}.pcap`)]);
-    assert.deepEqual(ofDetector(result.findings).map((x) => x.title), []);
+    assert.deepEqual(ofDetector(result.findings, 'syn-unanswered').map((x) => x.title), []);
   });
 }
 
@@ -133,8 +120,8 @@ for (const row of corpusRows()) {
   test(`corpus ${row.path}: syn-unanswered findings are justified`, async () => {
     const { result } = await analyzeFiles([join(CORPUS_DIR, row.path)]);
     const check = CORPUS_EXPECTED[row.path];
-    if (check) check(ofDetector(result.findings), row);
-    else assert.deepEqual(ofDetector(result.findings).map((x) => x.title), []);
+    if (check) check(ofDetector(result.findings, 'syn-unanswered'), row);
+    else assert.deepEqual(ofDetector(result.findings, 'syn-unanswered').map((x) => x.title), []);
   });
 }
 
@@ -152,7 +139,7 @@ test('per server: answered at once, answered after retries (with latency), never
   // Linux 6.5+ with tcp_syn_linear_timeouts = 4: five 1 s intervals, then doubling.
   const cTimes = [10, 11, 12, 13, 14, 15, 17];
   const cFrames = syns(cap, c, cTimes);
-  const findings = ofDetector(cap.finish());
+  const findings = ofDetector(cap.finish(), 'syn-unanswered');
   assert.equal(findings.length, 1);
   const f = findings[0];
   assert.equal(f.severity, 'warning', 'the server answers others: not critical');
@@ -182,7 +169,7 @@ test('a server that never answers anything is critical; doubling retries are nam
     const c = cap.flow(`10.0.0.1:${41000 + i}`, '10.0.0.3:443');
     syns(cap, c, [i * 100, i * 100 + 1, i * 100 + 3, i * 100 + 7, i * 100 + 15]);
   }
-  const findings = ofDetector(cap.finish());
+  const findings = ofDetector(cap.finish(), 'syn-unanswered');
   assert.equal(findings.length, 1);
   assert.equal(findings[0].severity, 'critical');
   assert.equal(findings[0].evidence.attempts, 2);
@@ -195,11 +182,11 @@ test('reported while the client still retries (live), then updated under the sam
   const cap = new SyntheticCapture([synUnanswered]);
   const c = cap.flow('10.0.0.1:40000', '10.0.0.2:6379');
   syns(cap, c, [0, 1, 2]);
-  const early = ofDetector(cap.engine.results());
+  const early = ofDetector(cap.engine.results(), 'syn-unanswered');
   assert.equal(early.length, 1);
   assert.equal(early[0].evidence.unanswered, 1);
   syns(cap, c, [3, 4]);
-  const final = ofDetector(cap.finish());
+  const final = ofDetector(cap.finish(), 'syn-unanswered');
   assert.equal(final.length, 1);
   assert.equal(final[0].id, early[0].id);
   assert.equal((final[0].evidence.worstAttempt as Record<string, unknown>).syns, 5);
@@ -228,7 +215,7 @@ test('refused attempts, single unanswered SYNs and TIME_WAIT ACKs raise nothing'
   missed.syn(4);
   missed.ack(4.01, 'client');
   missed.data(4.02, 'client', 100);
-  assert.deepEqual(ofDetector(cap.finish()), []);
+  assert.deepEqual(ofDetector(cap.finish(), 'syn-unanswered'), []);
 });
 
 test('a retried SYN whose SYN-ACK the capture missed counts as answered after retries', () => {
@@ -240,7 +227,7 @@ test('a retried SYN whose SYN-ACK the capture missed counts as answered after re
   // packet proving the answer, so the latency is known only up to it.
   missed.ack(5.01, 'client');
   missed.data(5.02, 'client', 100);
-  const findings = ofDetector(cap.finish());
+  const findings = ofDetector(cap.finish(), 'syn-unanswered');
   assert.equal(findings.length, 1);
   const f = findings[0];
   assert.equal(f.severity, 'warning');
@@ -257,7 +244,7 @@ test('refusals are mentioned next to drops on the same server', () => {
   r.rst(0.0005, 'server');
   const d = cap.flow('10.0.0.1:40001', '10.0.0.2:80');
   syns(cap, d, [1, 2, 3]);
-  const f = ofDetector(cap.finish())[0];
+  const f = ofDetector(cap.finish(), 'syn-unanswered')[0];
   assert.equal(f.evidence.refused, 1);
   assert.equal(f.evidence.unanswered, 1);
   assert.equal(f.severity, 'warning', 'an RST is an answer: the host is up');
@@ -268,9 +255,9 @@ test('an attempt reported live while unanswered and then refused stays reported,
   const cap = new SyntheticCapture([synUnanswered]);
   const c = cap.flow('10.0.0.1:40000', '10.0.0.2:80');
   syns(cap, c, [0, 1, 2]);
-  assert.equal(ofDetector(cap.engine.results()).length, 1);
+  assert.equal(ofDetector(cap.engine.results(), 'syn-unanswered').length, 1);
   c.rst(2.0005, 'server');
-  const f = ofDetector(cap.finish())[0];
+  const f = ofDetector(cap.finish(), 'syn-unanswered')[0];
   assert.equal(f.evidence.unanswered, 0);
   assert.equal(f.evidence.refused, 1);
   assert.equal(f.evidence.refusedAfterRetries, 1);
@@ -283,7 +270,7 @@ test('the threshold comes from the policy', () => {
   syns(cap, c, [0, 1, 2]);
   c.synAck(2.0005);
   c.ack(2.001, 'client');
-  assert.deepEqual(ofDetector(cap.finish()), []);
+  assert.deepEqual(ofDetector(cap.finish(), 'syn-unanswered'), []);
 });
 
 test('retry pattern names', () => {

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { analyzeFiles } from '../../src/core/analyze.js';
 import { zeroWindow } from '../../src/detect/detectors/zero-window.js';
-import type { Finding } from '../../src/detect/finding.js';
+import { endpoint, ofDetector, skipUnlessCaptures } from '../helpers/lab.js';
 import { capture, CORPUS_DIR, corpusRows, facts } from '../helpers/paths.js';
 import { SyntheticCapture, type SyntheticFlow, analyzeAtSnaplen, SNAPLEN_VARIANTS, snaplenLabel } from '../helpers/synthetic.js';
 
@@ -17,19 +16,6 @@ import { SyntheticCapture, type SyntheticFlow, analyzeAtSnaplen, SNAPLEN_VARIANT
 const CLIENT = '10.0.0.1:40000';
 const SERVER = '10.0.0.2:5000';
 const EPS = 1e-5;
-
-function ofDetector(findings: Finding[]): Finding[] {
-  return findings.filter((f) => f.detector === 'zero-window');
-}
-
-function skipUnless(name: string): { skip: string | false } {
-  return { skip: existsSync(capture(name)) ? false : `${name} not generated yet (fixtures/lab)` };
-}
-
-function endpoint(text: string): { ip: string; port: number } {
-  const colon = text.lastIndexOf(':');
-  return { ip: text.slice(0, colon), port: Number(text.slice(colon + 1)) };
-}
 
 interface ZeroWindowFacts {
   first_frame_epoch: number;
@@ -45,11 +31,11 @@ interface ZeroWindowFacts {
   persist_probe_intervals: number[];
 }
 
-for (const snaplen of SNAPLEN_VARIANTS) test(`zero-window-stall: the receiver's stall, as tshark measured it${snaplenLabel(snaplen)}`, skipUnless('zero-window-stall.pcap'), async () => {
+for (const snaplen of SNAPLEN_VARIANTS) test(`zero-window-stall: the receiver's stall, as tshark measured it${snaplenLabel(snaplen)}`, skipUnlessCaptures('zero-window-stall.pcap'), async () => {
   const f = facts<ZeroWindowFacts>('zero-window-stall');
   const { result, errors } = await analyzeAtSnaplen(capture('zero-window-stall.pcap'), snaplen);
   assert.deepEqual(errors, []);
-  const findings = ofDetector(result.findings);
+  const findings = ofDetector(result.findings, 'zero-window');
   assert.equal(findings.length, 1);
   const z = findings[0];
   assert.equal(z.severity, 'warning');
@@ -76,9 +62,9 @@ for (const snaplen of SNAPLEN_VARIANTS) test(`zero-window-stall: the receiver's 
 
 for (const name of ['healthy-mix', 'idle-keepalive-ok', 'idle-timeout-storm', 'syn-unanswered', 'timewait-collision', 'keepalive-race',
   'lb-blackhole-front', 'lb-blackhole-back', 'conn-churn', 'forged-rst-client', 'forged-rst-server', 'nat-path-client', 'nat-path-server']) {
-  test(`negative control ${name}: no zero-window stall`, skipUnless(`${name}.pcap`), async () => {
+  test(`negative control ${name}: no zero-window stall`, skipUnlessCaptures(`${name}.pcap`), async () => {
     const { result } = await analyzeFiles([capture(`${name}.pcap`)]);
-    assert.deepEqual(ofDetector(result.findings).map((x) => x.title), []);
+    assert.deepEqual(ofDetector(result.findings, 'zero-window').map((x) => x.title), []);
   });
 }
 
@@ -90,7 +76,7 @@ for (const name of ['healthy-mix', 'idle-keepalive-ok', 'idle-timeout-storm', 's
 for (const row of corpusRows()) {
   test(`corpus ${row.path}: no zero-window finding`, async () => {
     const { result } = await analyzeFiles([join(CORPUS_DIR, row.path)]);
-    assert.deepEqual(ofDetector(result.findings).map((x) => x.title), []);
+    assert.deepEqual(ofDetector(result.findings, 'zero-window').map((x) => x.title), []);
   });
 }
 
@@ -132,7 +118,7 @@ test('a 4 s stall with persist probes that reopens is one warning with its numbe
   const s = stall(cap, c, 0.1, [0.2, 0.6, 1.4, 3.0], 4.0);
   c.dataAcked(4.2, 'server', 1000);
   c.close(5, 'client');
-  const findings = ofDetector(cap.finish());
+  const findings = ofDetector(cap.finish(), 'zero-window');
   assert.equal(findings.length, 1);
   const f = findings[0];
   assert.equal(f.severity, 'warning');
@@ -158,12 +144,12 @@ test('the stall is reported while it lasts (live), then updated under the same i
   const c = cap.flow(CLIENT, SERVER);
   c.handshake(0);
   stall(cap, c, 0.1, [0.2, 0.6, 1.4], null);
-  const early = ofDetector(cap.engine.results());
+  const early = ofDetector(cap.engine.results(), 'zero-window');
   assert.equal(early.length, 1, 'reported before the window reopened');
   assert.equal(early[0].evidence.reopened, false);
   assert.ok(Math.abs((early[0].evidence.stallSeconds as number) - 1.4005) < 1e-6, 'up to the last zero-window ACK');
   c.ack(0.11 + 2.5, 'client', { window: 65535 });
-  const final = ofDetector(cap.finish());
+  const final = ofDetector(cap.finish(), 'zero-window');
   assert.equal(final.length, 1);
   assert.equal(final[0].id, early[0].id);
   assert.equal(final[0].evidence.reopened, true);
@@ -177,7 +163,7 @@ test('a zero window shorter than minStallSeconds is ordinary flow control', () =
   stall(cap, c, 0.1, [0.2], 0.5);
   stall(cap, c, 1, [0.2], 0.9);
   c.close(3, 'client');
-  assert.deepEqual(ofDetector(cap.finish()), []);
+  assert.deepEqual(ofDetector(cap.finish(), 'zero-window'), []);
 });
 
 test('a window that never reopens lasts until the conversation ends (reset by the sender)', () => {
@@ -186,7 +172,7 @@ test('a window that never reopens lasts until the conversation ends (reset by th
   c.handshake(0);
   const s = stall(cap, c, 0.1, [0.2, 0.6, 1.4, 3.0, 6.2], null);
   c.rst(10, 'server');
-  const findings = ofDetector(cap.finish());
+  const findings = ofDetector(cap.finish(), 'zero-window');
   assert.equal(findings.length, 1);
   const f = findings[0];
   assert.equal(f.evidence.reopened, false);
@@ -202,7 +188,7 @@ test('a capture ending mid-stall reports the stall up to the last packet', () =>
   const c = cap.flow(CLIENT, SERVER);
   c.handshake(0);
   stall(cap, c, 0.1, [0.2, 0.6, 1.4, 3.0], null);
-  const f = ofDetector(cap.finish())[0];
+  const f = ofDetector(cap.finish(), 'zero-window')[0];
   assert.equal(f.evidence.reopened, false);
   assert.ok(Math.abs((f.evidence.stallSeconds as number) - 3.0005) < 1e-6);
 });
@@ -214,7 +200,7 @@ test('sequence numbers wrapping past 2^32 during the stall change nothing', () =
   c.handshake(0);
   const s = stall(cap, c, 0.1, [0.2, 0.6, 1.4], 2.0);
   c.close(3, 'client');
-  const findings = ofDetector(cap.finish());
+  const findings = ofDetector(cap.finish(), 'zero-window');
   assert.equal(findings.length, 1);
   assert.equal(findings[0].evidence.probes, 3, 'probes recognised across the wrap');
   assert.deepEqual(findings[0].evidence.probeFrames, s.probeFrames);
@@ -227,7 +213,7 @@ test('a capture that starts mid-stream still sees the stall and its probes', () 
   // No handshake: the capture begins with data already flowing.
   c.dataAcked(0, 'client', 100);
   const s = stall(cap, c, 0.1, [0.2, 0.6, 1.4], 3.0);
-  const findings = ofDetector(cap.finish());
+  const findings = ofDetector(cap.finish(), 'zero-window');
   assert.equal(findings.length, 1);
   assert.equal(findings[0].evidence.receiver, 'client');
   assert.equal(findings[0].evidence.probes, 3);
@@ -242,7 +228,7 @@ test('probes without a zero window seen first (stall began before the capture) d
   // Keep-alive shaped probes while the window is open are keep-alives, not persist probes.
   c.probe(10, 'server');
   c.ack(10.001, 'client');
-  assert.deepEqual(ofDetector(cap.finish()), []);
+  assert.deepEqual(ofDetector(cap.finish(), 'zero-window'), []);
 });
 
 test('two stalls of one receiver: the finding describes the longest and counts both', () => {
@@ -252,7 +238,7 @@ test('two stalls of one receiver: the finding describes the longest and counts b
   stall(cap, c, 0.1, [0.2, 0.6], 1.5);
   const second = stall(cap, c, 3, [0.2, 0.6, 1.4], 3.0);
   c.close(8, 'client');
-  const findings = ofDetector(cap.finish());
+  const findings = ofDetector(cap.finish(), 'zero-window');
   assert.equal(findings.length, 1);
   const f = findings[0];
   assert.equal(f.evidence.stalls, 2);
@@ -266,5 +252,5 @@ test('the threshold comes from the policy', () => {
   c.handshake(0);
   stall(cap, c, 0.1, [0.2, 0.6, 1.4], 4.0);
   c.close(5, 'client');
-  assert.deepEqual(ofDetector(cap.finish()), []);
+  assert.deepEqual(ofDetector(cap.finish(), 'zero-window'), []);
 });
