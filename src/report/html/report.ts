@@ -8,6 +8,7 @@ import type { ConversationSummary } from '../../flow/summary.js';
 import { TOOL } from '../../version.js';
 import { formatBytes, formatCount, formatDuration, formatTime, hostPort } from '../format.js';
 import { formatEvidence } from '../text.js';
+import { inputSourceLabel } from '../input-label.js';
 import { STYLE, SCRIPT } from './assets.js';
 import { renderLadderTable } from './ladder.js';
 import { renderSequenceGraph } from './sequence-graph.js';
@@ -101,7 +102,7 @@ function inputLine(input: InputReport): string {
     ? `, ${esc(formatTime(input.start))} → ${esc(formatTime(input.end))} UTC (${esc(formatDuration(input.end - input.start))})`
     : '';
   const warnings = input.warnings.map((w) => `<br><span class="warning">warning: ${esc(w)}</span>`).join('');
-  return `<li><code>${esc(input.path)}</code>: ${esc(input.format)}, link ${esc(links)}, ${esc(formatCount(input.packets))} packets ` +
+  return `<li><code>${esc(input.path)}</code>: ${esc(inputSourceLabel(input))}, link ${esc(links)}, ${esc(formatCount(input.packets))} packets ` +
     `(${esc(formatCount(input.tcpPackets))} TCP), ${esc(formatBytes(input.bytes))}${span}${warnings}</li>`;
 }
 
