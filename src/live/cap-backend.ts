@@ -1,14 +1,12 @@
-import { type ChildProcess, fork } from 'node:child_process';
+import { fork } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { BackendCounters, BackendEnd, LiveBackend } from './backend.js';
+import { CaptureProcess } from './capture-process.js';
 import type { CapChildConfig, CapChildCounters, CapChildMessage, CapParentMessage } from './cap-child.js';
 import { LiveError } from './errors.js';
 
 const CHILD = fileURLToPath(new URL('./cap-child.js', import.meta.url));
-
-/** How long a capture process may take to finish after stop() before it is killed. */
-const STOP_GRACE_MS = 3000;
 
 /**
  * The default backend: libpcap through `cap`, in a capture process of its own (cap-child.ts).
@@ -23,13 +21,10 @@ const STOP_GRACE_MS = 3000;
  */
 export class CapBackend implements LiveBackend {
   readonly name = 'cap';
-  private child: ChildProcess | null = null;
+  private captureProcess: CaptureProcess | null = null;
   private last: CapChildCounters | null = null;
   private endSeen = false;
   private stderr = '';
-  private stopRequested = false;
-  private closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
-  private killTimer: NodeJS.Timeout | null = null;
   linkType: number | null = null;
 
   constructor(private readonly config: CapChildConfig) {}
@@ -47,8 +42,8 @@ export class CapBackend implements LiveBackend {
       // Not the analysing process's flags (--inspect would collide on its port).
       execArgv: [],
     });
-    this.child = child;
-    this.closed = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+    const captureProcess = new CaptureProcess(child);
+    this.captureProcess = captureProcess;
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (text: string) => {
       this.stderr = (this.stderr + text).slice(-8192);
@@ -80,7 +75,7 @@ export class CapBackend implements LiveBackend {
         settled = true;
         reject(new LiveError('other', `cannot start the capture process: ${error.message}`));
       });
-      void this.closed?.then(({ code, signal }) => {
+      void captureProcess.exited.then(({ code, signal }) => {
         if (settled) return;
         settled = true;
         reject(new LiveError('other', `the capture process exited before capturing (${signal ?? `exit code ${code}`})`));
@@ -93,24 +88,18 @@ export class CapBackend implements LiveBackend {
   }
 
   stop(): void {
-    if (this.stopRequested || this.child === null) return;
-    this.stopRequested = true;
-    const child = this.child;
-    if (child.connected) child.send({ type: 'stop' } satisfies CapParentMessage, () => undefined);
-    else child.kill('SIGTERM');
-    this.killTimer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+    this.captureProcess?.stop((child) => {
+      if (child.connected) child.send({ type: 'stop' } satisfies CapParentMessage, () => undefined);
+      else child.kill('SIGTERM');
+    });
   }
 
   kill(): void {
-    this.child?.kill('SIGKILL');
+    this.captureProcess?.kill();
   }
 
   async finish(): Promise<BackendEnd> {
-    const byItself = !this.stopRequested;
-    // The stream ended without stop(): the process is exiting (or wedged: do not wait forever).
-    if (byItself) this.killTimer = setTimeout(() => this.child?.kill('SIGKILL'), STOP_GRACE_MS);
-    const { code, signal } = (await this.closed) ?? { code: 0, signal: null };
-    if (this.killTimer !== null) clearTimeout(this.killTimer);
+    const { code, signal, byItself } = (await this.captureProcess?.waitForExit()) ?? { code: 0, signal: null, byItself: true };
     const counters = this.counters();
     const warnings: string[] = [];
     if ((counters.queueDrops ?? 0) > 0) {

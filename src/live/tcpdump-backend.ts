@@ -1,6 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import type { BackendCounters, BackendEnd, LiveBackend } from './backend.js';
+import { CaptureProcess } from './capture-process.js';
 import { classifyPcapError, LiveError } from './errors.js';
 import type { DropTarget } from './privileges.js';
 
@@ -16,7 +17,6 @@ export interface TcpdumpConfig {
   command?: string;
 }
 
-const STOP_GRACE_MS = 3000;
 /** How often tcpdump is asked for its counters (SIGUSR1: it prints them on stderr and carries on). */
 const STATS_INTERVAL_MS = 2000;
 
@@ -27,12 +27,9 @@ const STATS_INTERVAL_MS = 2000;
  */
 export class TcpdumpBackend implements LiveBackend {
   readonly name = 'tcpdump';
-  private child: ChildProcess | null = null;
+  private captureProcess: CaptureProcess | null = null;
   private stderr = '';
-  private stopRequested = false;
-  private closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
   private statsTimer: NodeJS.Timeout | null = null;
-  private killTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly config: TcpdumpConfig) {}
 
@@ -48,8 +45,8 @@ export class TcpdumpBackend implements LiveBackend {
   start(): Promise<Readable> {
     const command = this.config.command ?? 'tcpdump';
     const child = spawn(command, this.args(), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    this.child = child;
-    this.closed = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+    const captureProcess = new CaptureProcess(child);
+    this.captureProcess = captureProcess;
     child.stderr?.setEncoding('utf8');
     return new Promise((resolve, reject) => {
       let settled = false;
@@ -69,7 +66,7 @@ export class TcpdumpBackend implements LiveBackend {
           ? new LiveError('tcpdump-missing', `${command} not found: install it (sudo apt-get install tcpdump, or sudo dnf install tcpdump), or use the default backend (--backend cap)`)
           : new LiveError('other', `cannot run ${command}: ${error.message}`));
       });
-      void this.closed?.then(({ code, signal }) => {
+      void captureProcess.exited.then(({ code, signal }) => {
         if (settled) return;
         settled = true;
         const said = this.messages().join(' ') || `${command} exited (${signal ?? `exit code ${code}`})`;
@@ -98,25 +95,20 @@ export class TcpdumpBackend implements LiveBackend {
   }
 
   stop(): void {
-    if (this.stopRequested || this.child === null) return;
-    this.stopRequested = true;
-    if (this.statsTimer !== null) clearInterval(this.statsTimer);
-    const child = this.child;
-    // SIGINT: tcpdump flushes, prints its counters and exits.
-    child.kill('SIGINT');
-    this.killTimer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+    this.captureProcess?.stop((child) => {
+      if (this.statsTimer !== null) clearInterval(this.statsTimer);
+      // SIGINT: tcpdump flushes, prints its counters and exits.
+      child.kill('SIGINT');
+    });
   }
 
   kill(): void {
-    this.child?.kill('SIGKILL');
+    this.captureProcess?.kill();
   }
 
   async finish(): Promise<BackendEnd> {
-    const byItself = !this.stopRequested;
-    if (byItself) this.killTimer = setTimeout(() => this.child?.kill('SIGKILL'), STOP_GRACE_MS);
-    const { code, signal } = (await this.closed) ?? { code: 0, signal: null };
+    const { code, signal, byItself } = (await this.captureProcess?.waitForExit()) ?? { code: 0, signal: null, byItself: true };
     if (this.statsTimer !== null) clearInterval(this.statsTimer);
-    if (this.killTimer !== null) clearTimeout(this.killTimer);
     const counters = this.counters();
     const warnings: string[] = [];
     if ((counters.kernelDrops ?? 0) > 0) warnings.push(`${counters.kernelDrops} packets dropped by the kernel (tcpdump's count): the capture buffer overflowed`);
