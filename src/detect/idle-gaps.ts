@@ -141,7 +141,7 @@ export class IdleGapBook {
     private readonly minSurvivedGapSeconds: number,
     private readonly failRetries: number,
     /** Called when a gap test ends (live reporting). */
-    private readonly onResult: ((conv: Conversation, result: GapResult, group: GapGroup) => void) | null = null,
+    private readonly onResult: ((outcome: GapResult['outcome'], group: GapGroup) => void) | null = null,
   ) {
     this.minTestGap = Math.min(minGapSeconds, minSurvivedGapSeconds);
   }
@@ -219,47 +219,53 @@ export class IdleGapBook {
     state.pending = null;
     if (outcome === 'failed' && pending.gap < this.minGapSeconds) return;
     if (outcome === 'survived' && pending.gap < this.minSurvivedGapSeconds) return;
-    const client = endpointSummary(conv.client, conv.ipVersion);
-    const server = endpointSummary(conv.server, conv.ipVersion);
-    const peer = pending.fromClient ? conv.server : conv.client;
-    const result: GapResult = {
-      conversation: conv.id,
-      outcome,
-      how,
-      gapSeconds: pending.gap,
-      direction: pending.fromClient ? 'client' : 'server',
-      probe: pending.probe,
-      frame: pending.frame,
-      time: pending.time,
-      // Without the answering segment (a pure ACK carries no note) the peer's last packet is it.
-      resolvedFrame: seg !== null ? seg.frame : 0,
-      resolvedTime: seg !== null ? seg.time : peer.lastTime,
-      retries: pending.retries,
-      lastTime: seg !== null ? seg.time : peer.lastTime,
-      resetBy: how === 'reset' && seg !== null ? (seg.fromClient ? 'client' : 'server') : null,
-      client,
-      server,
-    };
-    let group = this.groups.get(server.ip);
+    const serverIp = conv.server.ipText(conv.ipVersion);
+    let group = this.groups.get(serverIp);
     if (group === undefined) {
-      group = new GapGroup(server.ip);
-      this.groups.set(server.ip, group);
+      group = new GapGroup(serverIp);
+      this.groups.set(serverIp, group);
     }
     group.conversations.add(conv.id);
     if (outcome === 'survived') {
       group.survivedCount++;
-      if (group.survivedGaps.length < MAX_SURVIVED_KEPT) group.survivedGaps.push(result.gapSeconds);
-      if (group.longestSurvived === null || result.gapSeconds > group.longestSurvived.gapSeconds) group.longestSurvived = result;
+      if (group.survivedGaps.length < MAX_SURVIVED_KEPT) group.survivedGaps.push(pending.gap);
+      // Every think time of a busy capture is a survived gap: only the longest is kept whole.
+      if (group.longestSurvived === null || pending.gap > group.longestSurvived.gapSeconds) {
+        group.longestSurvived = gapResult(conv, pending, outcome, how, seg);
+      }
     } else {
+      const result = gapResult(conv, pending, outcome, how, seg);
       group.failedCount++;
       if (group.shortestFailed === null || result.gapSeconds < group.shortestFailed.gapSeconds) group.shortestFailed = result;
       if (group.failed.length < MAX_FAILED_KEPT) group.failed.push(result);
       else if (result === group.shortestFailed) group.failed[MAX_FAILED_KEPT - 1] = result;
+      if (how !== 'reset') {
+        state.failed = result;
+        state.failedFromClient = pending.fromClient;
+      }
     }
-    if (outcome === 'failed' && how !== 'reset') {
-      state.failed = result;
-      state.failedFromClient = pending.fromClient;
-    }
-    this.onResult?.(conv, result, group);
+    this.onResult?.(outcome, group);
   }
+}
+
+function gapResult(conv: Conversation, pending: PendingGap, outcome: 'survived' | 'failed', how: GapHow, seg: Segment | null): GapResult {
+  const peer = pending.fromClient ? conv.server : conv.client;
+  return {
+    conversation: conv.id,
+    outcome,
+    how,
+    gapSeconds: pending.gap,
+    direction: pending.fromClient ? 'client' : 'server',
+    probe: pending.probe,
+    frame: pending.frame,
+    time: pending.time,
+    // Without the answering segment (a pure ACK carries no note) the peer's last packet is it.
+    resolvedFrame: seg !== null ? seg.frame : 0,
+    resolvedTime: seg !== null ? seg.time : peer.lastTime,
+    retries: pending.retries,
+    lastTime: seg !== null ? seg.time : peer.lastTime,
+    resetBy: how === 'reset' && seg !== null ? (seg.fromClient ? 'client' : 'server') : null,
+    client: endpointSummary(conv.client, conv.ipVersion),
+    server: endpointSummary(conv.server, conv.ipVersion),
+  };
 }

@@ -142,11 +142,11 @@ export const idleTimeout: DetectorSpec<Thresholds> = {
       });
     };
 
-    const book = new IdleGapBook(thresholds.minGapSeconds, thresholds.minSurvivedGapSeconds, thresholds.failRetries, (_conv, result, group) => {
+    const book = new IdleGapBook(thresholds.minGapSeconds, thresholds.minSurvivedGapSeconds, thresholds.failRetries, (outcome, group) => {
       // Report as soon as a gap fails (live capture); survivals only refine a bracket already shown,
       // and are worth a report (which costs as much as the group's evidence) only when watched live:
       // finish() reports every group.
-      if (result.outcome === 'failed' || (live && group.failedCount > 0)) emit(group);
+      if (outcome === 'failed' || (live && group.failedCount > 0)) emit(group);
     });
 
     return {
