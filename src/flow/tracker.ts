@@ -66,7 +66,11 @@ export class FlowTracker {
     flagsByDirection: [new Uint32Array(256), new Uint32Array(256)],
   };
   private readonly table = new FlowTable<Conversation>();
-  private readonly closeQueue: Conversation[] = [];
+  /**
+   * Closed conversations in order of closing. Slots behind the head are cleared: a finalised
+   * conversation held here would keep its whole page of records alive until the next splice.
+   */
+  private readonly closeQueue: (Conversation | null)[] = [];
   private closeQueueHead = 0;
   private readonly seg = new Segment();
   private readonly options: TrackerOptions;
@@ -478,9 +482,9 @@ export class FlowTracker {
     const queue = this.closeQueue;
     const horizon = this.now - this.options.closedLingerSeconds;
     while (this.closeQueueHead < queue.length) {
-      const conv = queue[this.closeQueueHead];
+      const conv = queue[this.closeQueueHead] as Conversation;
       if (conv.handle >= 0 && conv.closeTime >= 0 && conv.closeTime > horizon) break;
-      this.closeQueueHead++;
+      queue[this.closeQueueHead++] = null;
       conv.closeQueued = false;
       if (conv.handle < 0) continue; // already finalised (superseded by a new SYN)
       if (conv.closeTime < 0) continue; // reopened
@@ -501,7 +505,8 @@ export class FlowTracker {
     const target = Math.max(1, Math.floor(cap * (1 - EVICTION_BATCH)));
     const queue = this.closeQueue;
     while (this.table.size > target && this.closeQueueHead < queue.length) {
-      const conv = queue[this.closeQueueHead++];
+      const conv = queue[this.closeQueueHead] as Conversation;
+      queue[this.closeQueueHead++] = null;
       conv.closeQueued = false;
       if (conv.handle < 0 || conv.closeTime < 0) continue;
       this.table.remove(conv.handle);
