@@ -125,6 +125,11 @@ export class GapState {
   /** A failure still being retransmitted: its retries keep counting until an answer or the end. */
   failed: GapResult | null = null;
   failedFromClient = true;
+
+  /** Nothing under way: the same as no state at all, so a detector may drop it. */
+  get idle(): boolean {
+    return this.pending === null && this.failed === null;
+  }
 }
 
 function nonResetPackets(endpoint: Endpoint): number {

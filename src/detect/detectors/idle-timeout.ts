@@ -160,6 +160,8 @@ export const idleTimeout: DetectorSpec<Thresholds> = {
           conv.scratch[slot] = state;
         }
         book.onSegment(state, conv, seg);
+        // Each think time of a busy conversation is a gap: state lives only while a test is open.
+        if (state.idle) conv.scratch[slot] = undefined;
       },
       onFinalize(conv: Conversation) {
         const state = conv.scratch[slot] as GapState | undefined;

@@ -26,8 +26,12 @@ type Outcome = 'pending' | 'syn-ack' | 'inferred' | 'refused' | 'time-wait-ack';
 
 /** One connection attempt: a client's SYN and its retransmissions until an answer. */
 class Attempt {
-  readonly synTimes: number[] = [];
-  readonly synFrames: number[] = [];
+  /**
+   * Literals holding the first SYN: an empty array's first push reserves room for 16, and an
+   * attempt lives as long as its conversation (through the TIME_WAIT linger), mostly with one SYN.
+   */
+  readonly synTimes: number[];
+  readonly synFrames: number[];
   /** SYNs sent before any answer (the count goes on past MAX_SYNS). */
   syns = 0;
   lastSynTime = -1;
@@ -36,9 +40,11 @@ class Attempt {
   answerFrame = 0;
   group: ServerGroup;
   conversation: number;
-  constructor(group: ServerGroup, conversation: number) {
+  constructor(group: ServerGroup, conversation: number, synTime: number, synFrame: number) {
     this.group = group;
     this.conversation = conversation;
+    this.synTimes = [synTime];
+    this.synFrames = [synFrame];
   }
   get retransmissions(): number {
     return this.syns - 1;
@@ -262,7 +268,7 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
             groups.set(key, group);
           }
           group.attempts++;
-          attempt = new Attempt(group, conv.id);
+          attempt = new Attempt(group, conv.id, seg.time, seg.frame);
           conv.scratch[slot] = attempt;
         }
         const group = attempt.group;
@@ -273,7 +279,7 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
             if (attempt.syns > 0 && seg.time - attempt.lastSynTime < thresholds.minRetryIntervalSeconds) return;
             attempt.syns++;
             attempt.lastSynTime = seg.time;
-            if (attempt.synTimes.length < MAX_SYNS) {
+            if (attempt.syns > 1 && attempt.synTimes.length < MAX_SYNS) {
               attempt.synTimes.push(seg.time);
               attempt.synFrames.push(seg.frame);
             }
