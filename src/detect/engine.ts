@@ -66,6 +66,10 @@ export class DetectorEngine implements FlowObserver {
     }
   }
 
+  get scratchSlots(): number {
+    return this.instances.length;
+  }
+
   onSegment(conv: Conversation, seg: Segment): void {
     const notes = seg.notes;
     const interests = this.interests;

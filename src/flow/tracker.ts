@@ -11,6 +11,8 @@ export interface FlowObserver {
   onSegment(conv: Conversation, seg: Segment): void;
   /** The conversation will receive no more packets; its closeKind is final. */
   onFinalize(conv: Conversation): void;
+  /** Slots of Conversation.scratch the observer uses (the detectors' per-conversation state). */
+  readonly scratchSlots?: number;
 }
 
 export interface TrackerOptions {
@@ -156,7 +158,7 @@ export class FlowTracker {
     pkt: DecodedPacket,
     previous: Conversation | null,
   ): Conversation {
-    const conv = new Conversation();
+    const conv = new Conversation(this.observer.scratchSlots);
     conv.id = ++this.stats.conversations;
     conv.input = input;
     conv.ipVersion = pkt.ipVersion;
