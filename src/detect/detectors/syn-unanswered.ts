@@ -78,7 +78,8 @@ class ServerGroup {
   firstProblemTime = -1;
   lastTime = -1;
   client: EndpointSummary | null = null;
-  readonly clients = new Set<string>();
+  /** Client addresses of its problem attempts: created with the first (a scan makes a group per SYN). */
+  clients: Set<string> | null = null;
   constructor(readonly key: string, readonly server: EndpointSummary) {}
 }
 
@@ -206,7 +207,7 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
             group.refusedAfterRetries > 0 ? `${group.refusedAfterRetries} refused after retries` : '',
           ].filter((p) => p !== '').join(', ')} of ${group.attempts} attempt${group.attempts === 1 ? '' : 's'}`,
         conversations: group.problemConversations,
-        client: group.clients.size === 1 ? group.client : null,
+        client: group.clients?.size === 1 ? group.client : null,
         server: group.server,
         start: group.firstProblemTime,
         end: group.lastTime,
@@ -232,7 +233,7 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
             outcome: worst.outcome === 'pending' ? 'unanswered' : worst.outcome === 'inferred' ? 'answered (SYN-ACK not captured)' : worst.outcome,
             answerFrame: worst.outcome === 'pending' || worst.answerFrame === 0 ? null : worst.answerFrame,
           },
-          clients: group.clients.size,
+          clients: group.clients?.size ?? 0,
         },
         explanation: parts.join(' '),
         advice: critical ? [synUnanswered.advice[1], synUnanswered.advice[2]] : synUnanswered.advice,
@@ -246,6 +247,7 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
       if (group.firstProblemTime < 0 || attempt.synTimes[0] < group.firstProblemTime) group.firstProblemTime = attempt.synTimes[0];
       const client = endpointSummary(conv.client, conv.ipVersion);
       if (group.client === null) group.client = client;
+      group.clients ??= new Set();
       if (group.clients.size < 1024) group.clients.add(client.ip);
       if (group.worst === null || attempt.syns > group.worst.syns) group.worst = attempt;
     };
