@@ -515,41 +515,48 @@ export class FlowTracker {
       conv.handle = -1;
       this.finalize(conv, closeKindOf(conv));
     }
-    if (this.table.size <= target) return;
-    // A flood or a scan must not push out the conversations that matter: the cheapest tier goes
-    // first (see evictionTier), and within a tier the longest silent.
+    if (this.table.size > target) this.evictLive(target);
+  }
+
+  /**
+   * Evicts live conversations down to `target`. A flood or a scan must not push out the conversations
+   * that matter: the cheapest tier goes first (see evictionTier), and within a tier the longest
+   * silent, in table order. One pass over the table notes each conversation's tier and last packet
+   * time; the rest works on those arrays (table order is stable under removal).
+   */
+  private evictLive(target: number): void {
+    const table = this.table;
+    const size = table.size;
+    const handles = new Int32Array(size);
+    const tiers = new Uint8Array(size);
+    const ends = new Float64Array(size);
     const counts = [0, 0, 0];
-    this.table.forEach((conv) => {
-      counts[evictionTier(conv)]++;
+    let n = 0;
+    table.forEach((conv, handle) => {
+      const tier = evictionTier(conv);
+      handles[n] = handle;
+      tiers[n] = tier;
+      ends[n] = conv.end;
+      counts[tier]++;
+      n++;
     });
-    let left = this.table.size - target;
+    let left = size - target;
     for (let tier = 0; tier < counts.length && left > 0; tier++) {
       if (counts[tier] === 0) continue;
       const take = Math.min(left, counts[tier]);
-      const threshold = take === counts[tier] ? Infinity : this.idleThreshold(take, tier, counts[tier]);
-      const victims: Conversation[] = [];
-      this.table.forEach((conv) => {
-        if (victims.length < take && conv.end <= threshold && evictionTier(conv) === tier) victims.push(conv);
-      });
-      for (const conv of victims) {
-        this.table.remove(conv.handle);
+      const threshold = take === counts[tier] ? Infinity : idleThreshold(ends, tiers, tier, counts[tier], take);
+      let taken = 0;
+      for (let i = 0; i < n && taken < take; i++) {
+        if (tiers[i] !== tier || ends[i] > threshold) continue;
+        const conv = table.get(handles[i]);
+        table.remove(handles[i]);
         conv.handle = -1;
         this.stats.evicted++;
         this.finalize(conv, 'timeout-evicted');
+        taken++;
       }
-      left -= victims.length;
+      left -= taken;
     }
-  }
-
-  /** Last-packet time at or below which `count` of the `size` conversations of a tier lie. */
-  private idleThreshold(count: number, tier: number, size: number): number {
-    const ends = new Float64Array(size);
-    let i = 0;
-    this.table.forEach((conv) => {
-      if (evictionTier(conv) === tier) ends[i++] = conv.end;
-    });
-    ends.sort();
-    return ends[Math.min(ends.length - 1, count - 1)];
   }
 
   private finalize(conv: Conversation, kind: CloseKind): void {
@@ -559,6 +566,15 @@ export class FlowTracker {
     this.observer.onFinalize(conv);
     conv.release(!this.finishing);
   }
+}
+
+/** Last-packet time at or below which `count` of the `size` conversations of a tier lie. */
+function idleThreshold(ends: Float64Array, tiers: Uint8Array, tier: number, size: number, count: number): number {
+  const ofTier = new Float64Array(size);
+  let n = 0;
+  for (let i = 0; i < tiers.length; i++) if (tiers[i] === tier) ofTier[n++] = ends[i];
+  ofTier.sort();
+  return ofTier[Math.min(size - 1, count - 1)];
 }
 
 /**
