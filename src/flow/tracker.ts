@@ -573,8 +573,31 @@ function idleThreshold(ends: Float64Array, tiers: Uint8Array, tier: number, size
   const ofTier = new Float64Array(size);
   let n = 0;
   for (let i = 0; i < tiers.length; i++) if (tiers[i] === tier) ofTier[n++] = ends[i];
-  ofTier.sort();
-  return ofTier[Math.min(size - 1, count - 1)];
+  return kthSmallest(ofTier, Math.min(size - 1, count - 1));
+}
+
+/** The value sorting `values` would put at index k (Hoare's selection: linear, where a sort is not). Reorders values. */
+function kthSmallest(values: Float64Array, k: number): number {
+  let lo = 0;
+  let hi = values.length - 1;
+  while (lo < hi) {
+    const pivot = values[(lo + hi) >>> 1];
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (values[i] < pivot) i++;
+      while (values[j] > pivot) j--;
+      if (i <= j) {
+        const t = values[i];
+        values[i++] = values[j];
+        values[j--] = t;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return values[k];
+  }
+  return values[k];
 }
 
 /**
