@@ -6,7 +6,13 @@ import { CLOSE_KIND_KEYS, type ConversationFacts, type ConversationSummary, type
  * Finished conversations kept for the report, up to hundreds of thousands of them. As summary
  * objects they cost about 800 bytes each on the heap (a dozen small objects, boxed doubles); here
  * each is the handful of facts a summary is made of, in typed-array chunks (about 280 bytes), and
- * the summaries are built once, when the report is made. Every conversation is still listed.
+ * the summaries are built once, when the report is made.
+ *
+ * Every conversation is still listed up to maxStoredConversations (250,000 by default), past which
+ * they are only counted (closeKinds, conversationsNotListed): the issue's "summarised and, past a
+ * configurable count, aggregated". The default count is kept rather than lowered: a lower one would
+ * drop conversations from default reports of ordinary captures to save memory that a compact form
+ * saves without losing any.
  *
  * The facts are read back through views with the same property names as a live Conversation and
  * Endpoint, so one summarize() serves both.
