@@ -364,8 +364,11 @@ ${accessors(endpoint.placed).join('\n')}
 }
 
 export class Conversation {
-  /** Per-detector state, indexed by the detector's position in the engine. */
-  scratch: unknown[] = [];
+  /**
+   * Per-detector state, indexed by the detector's position in the engine. Created with one slot per
+   * detector: an empty array's first store at index n would reserve room for n + 16.
+   */
+  scratch: unknown[];
   readonly client: Endpoint;
   readonly server: Endpoint;
   /** @internal The record: its page, its index there, the page's views and the record's base indexes. */
@@ -377,7 +380,8 @@ export class Conversation {
   fb = 0;
   wb = 0;
 
-  constructor() {
+  constructor(scratchSlots = 0) {
+    this.scratch = new Array(scratchSlots);
     const page = allocate(this);
     this.page = page;
     this.f = page.f;

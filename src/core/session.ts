@@ -8,7 +8,8 @@ import { emptyPolicy, type Policy } from '../detect/policy.js';
 import type { Conversation } from '../flow/conversation.js';
 import { flagTable } from '../flow/flags.js';
 import type { Segment } from '../flow/segment.js';
-import { type ConversationSummary, summarize } from '../flow/summary.js';
+import type { ConversationSummary } from '../flow/summary.js';
+import { SummaryStore } from '../flow/summary-store.js';
 import { FlowTracker, type FlowObserver, type TrackerOptions } from '../flow/tracker.js';
 import { PacketFilter, type FilterOptions } from './filter.js';
 import { payloadHash } from './payload-hash.js';
@@ -115,7 +116,7 @@ export class AnalysisSession implements FlowObserver {
   private readonly hashPayload: boolean;
   /** Payload hash of the packet being tracked (when hashPayload). */
   private currentHash = 0;
-  private readonly stored: ConversationSummary[] = [];
+  private readonly stored = new SummaryStore();
   private readonly closeKinds: Record<string, number> = {};
   private notListed = 0;
   private retransmissions = 0;
@@ -216,7 +217,7 @@ export class AnalysisSession implements FlowObserver {
     this.retransmissions += conv.client.retransmissions + conv.server.retransmissions;
     this.resets += conv.client.rsts + conv.server.rsts;
     this.closeKinds[conv.closeKind] = (this.closeKinds[conv.closeKind] ?? 0) + 1;
-    if (this.stored.length < this.maxStored) this.stored.push(summarize(conv));
+    if (this.stored.size < this.maxStored) this.stored.add(conv);
     else this.notListed++;
   }
 
@@ -239,7 +240,7 @@ export class AnalysisSession implements FlowObserver {
     this.tracker.finish();
     this.engine.finish();
     this.inputs.at(-1)?.warnings.push(...this.engine.limitWarnings());
-    const conversations = this.stored.sort((a, b) => a.id - b.id);
+    const conversations = this.stored.summaries().sort((a, b) => a.id - b.id);
     const flags = this.tracker.stats.flagsByDirection;
     const both = new Uint32Array(256);
     for (let i = 0; i < 256; i++) both[i] = flags[0][i] + flags[1][i];

@@ -8,6 +8,8 @@ import { type Policy, thresholdsFor } from './policy.js';
 
 function noSegment(): void {}
 
+type SegmentHandler = (conv: Conversation, seg: Segment) => void;
+
 /** Told when a finding appears or grows (live capture prints these as they happen). */
 export type FindingListener = (finding: Finding, isUpdate: boolean) => void;
 
@@ -23,7 +25,13 @@ export class DetectorEngine implements FlowObserver {
    * instead of looking a method up on a dozen differently shaped objects (a megamorphic lookup on
    * every segment for every interested detector).
    */
-  private readonly segmentHandlers: ((conv: Conversation, seg: Segment) => void)[] = [];
+  private readonly segmentHandlers: SegmentHandler[] = [];
+  /**
+   * The handlers to call for each combination of notes: a segment carries a handful of the note bits,
+   * and a few combinations make up nearly every packet, so the per-segment loop runs over only the
+   * interested detectors instead of testing every detector's mask.
+   */
+  private readonly routes: (SegmentHandler[] | undefined)[] = [];
   private readonly findings = new Map<string, Finding>();
   private readonly caps: { detector: string; cap: Cap }[] = [];
   /** `next` sees every segment and finalised conversation after the detectors did. */
@@ -73,14 +81,22 @@ export class DetectorEngine implements FlowObserver {
     }
   }
 
+  get scratchSlots(): number {
+    return this.instances.length;
+  }
+
   onSegment(conv: Conversation, seg: Segment): void {
     const notes = seg.notes;
-    const interests = this.interests;
-    const handlers = this.segmentHandlers;
-    for (let i = 0; i < interests.length; i++) {
-      if ((notes & interests[i]) !== 0) handlers[i](conv, seg);
-    }
+    const route = this.routes[notes] ?? this.route(notes);
+    for (let i = 0; i < route.length; i++) route[i](conv, seg);
     this.next?.onSegment(conv, seg);
+  }
+
+  /** The handlers of the detectors interested in a combination of notes, built on first sight. */
+  private route(notes: number): SegmentHandler[] {
+    const route = this.segmentHandlers.filter((_, i) => (notes & this.interests[i]) !== 0);
+    this.routes[notes] = route;
+    return route;
   }
 
   onFinalize(conv: Conversation): void {

@@ -37,7 +37,11 @@ const MAX_SURVIVED_KEPT = 65536;
  * still hold (the longest survivor is always kept) but contradicting survivals are undercounted.
  */
 const MAX_SURVIVED_TOTAL = 1_000_000;
-/** Conversation ids kept per group for the finding's list (the counts go on). */
+/**
+ * Conversation ids kept per group for the finding's list. Not a loss worth a warning: a busy server
+ * has tens of thousands of conversations with idle gaps, the gap counts and brackets cover them all,
+ * and a longer list is a report nobody reads (keepalive lists 64).
+ */
 const MAX_GROUP_CONVERSATIONS = 1000;
 
 /** Segments the book must see: gap starters, answers, retries and resets. */
@@ -134,6 +138,11 @@ export class GapState {
   /** A failure still being retransmitted: its retries keep counting until an answer or the end. */
   failed: GapResult | null = null;
   failedFromClient = true;
+
+  /** Nothing under way: the same as no state at all, so a detector may drop it. */
+  get idle(): boolean {
+    return this.pending === null && this.failed === null;
+  }
 }
 
 function nonResetPackets(endpoint: Endpoint): number {
@@ -145,7 +154,6 @@ export class IdleGapBook {
 
   private readonly minTestGap: number;
   private readonly survivedKept: Cap;
-  private readonly conversationsKept: Cap;
 
   constructor(
     private readonly minGapSeconds: number,
@@ -154,12 +162,11 @@ export class IdleGapBook {
     maxServers: number,
     cap: CapFactory,
     /** Called when a gap test ends (live reporting). */
-    private readonly onResult: ((conv: Conversation, result: GapResult, group: GapGroup) => void) | null = null,
+    private readonly onResult: ((outcome: GapResult['outcome'], group: GapGroup) => void) | null = null,
   ) {
     this.minTestGap = Math.min(minGapSeconds, minSurvivedGapSeconds);
     this.groups = new CappedGroups(cap(maxServers, 'server addresses with idle-gap tests', 'idle-gap tests towards further addresses not analysed'));
     this.survivedKept = cap(MAX_SURVIVED_TOTAL, 'survived gap lengths kept', 'survived gaps only counted (contradicting survivals may be undercounted)');
-    this.conversationsKept = cap(MAX_GROUP_CONVERSATIONS, 'conversations listed per server address', 'conversations with idle-gap tests not listed');
   }
 
   /** Gaps shorter than this start no test: state is worth keeping only from here. */
@@ -235,46 +242,51 @@ export class IdleGapBook {
     state.pending = null;
     if (outcome === 'failed' && pending.gap < this.minGapSeconds) return;
     if (outcome === 'survived' && pending.gap < this.minSurvivedGapSeconds) return;
-    const client = endpointSummary(conv.client, conv.ipVersion);
-    const server = endpointSummary(conv.server, conv.ipVersion);
-    const peer = pending.fromClient ? conv.server : conv.client;
-    const result: GapResult = {
-      conversation: conv.id,
-      outcome,
-      how,
-      gapSeconds: pending.gap,
-      direction: pending.fromClient ? 'client' : 'server',
-      probe: pending.probe,
-      frame: pending.frame,
-      time: pending.time,
-      // Without the answering segment (a pure ACK carries no note) the peer's last packet is it.
-      resolvedFrame: seg !== null ? seg.frame : 0,
-      resolvedTime: seg !== null ? seg.time : peer.lastTime,
-      retries: pending.retries,
-      lastTime: seg !== null ? seg.time : peer.lastTime,
-      resetBy: how === 'reset' && seg !== null ? (seg.fromClient ? 'client' : 'server') : null,
-      client,
-      server,
-    };
-    const group = this.groups.obtain(server.ip, () => new GapGroup(server.ip));
+    const serverIp = conv.server.ipText(conv.ipVersion);
+    const group = this.groups.obtain(serverIp, () => new GapGroup(serverIp));
     if (group === null) return;
     if (group.conversations.size < MAX_GROUP_CONVERSATIONS) group.conversations.add(conv.id);
-    else if (!group.conversations.has(conv.id)) this.conversationsKept.refuse();
     if (outcome === 'survived') {
       group.survivedCount++;
       if (group.survivedGaps.length >= MAX_SURVIVED_KEPT) this.survivedKept.refuse();
-      else if (this.survivedKept.take()) group.survivedGaps.push(result.gapSeconds);
-      if (group.longestSurvived === null || result.gapSeconds > group.longestSurvived.gapSeconds) group.longestSurvived = result;
+      else if (this.survivedKept.take()) group.survivedGaps.push(pending.gap);
+      // Every think time of a busy capture is a survived gap: only the longest is kept whole.
+      if (group.longestSurvived === null || pending.gap > group.longestSurvived.gapSeconds) {
+        group.longestSurvived = gapResult(conv, pending, outcome, how, seg);
+      }
     } else {
+      const result = gapResult(conv, pending, outcome, how, seg);
       group.failedCount++;
       if (group.shortestFailed === null || result.gapSeconds < group.shortestFailed.gapSeconds) group.shortestFailed = result;
       if (group.failed.length < MAX_FAILED_KEPT) group.failed.push(result);
       else if (result === group.shortestFailed) group.failed[MAX_FAILED_KEPT - 1] = result;
+      if (how !== 'reset') {
+        state.failed = result;
+        state.failedFromClient = pending.fromClient;
+      }
     }
-    if (outcome === 'failed' && how !== 'reset') {
-      state.failed = result;
-      state.failedFromClient = pending.fromClient;
-    }
-    this.onResult?.(conv, result, group);
+    this.onResult?.(outcome, group);
   }
+}
+
+function gapResult(conv: Conversation, pending: PendingGap, outcome: 'survived' | 'failed', how: GapHow, seg: Segment | null): GapResult {
+  const peer = pending.fromClient ? conv.server : conv.client;
+  return {
+    conversation: conv.id,
+    outcome,
+    how,
+    gapSeconds: pending.gap,
+    direction: pending.fromClient ? 'client' : 'server',
+    probe: pending.probe,
+    frame: pending.frame,
+    time: pending.time,
+    // Without the answering segment (a pure ACK carries no note) the peer's last packet is it.
+    resolvedFrame: seg !== null ? seg.frame : 0,
+    resolvedTime: seg !== null ? seg.time : peer.lastTime,
+    retries: pending.retries,
+    lastTime: seg !== null ? seg.time : peer.lastTime,
+    resetBy: how === 'reset' && seg !== null ? (seg.fromClient ? 'client' : 'server') : null,
+    client: endpointSummary(conv.client, conv.ipVersion),
+    server: endpointSummary(conv.server, conv.ipVersion),
+  };
 }

@@ -1,6 +1,19 @@
 import { type Conversation, type Endpoint, Side } from './conversation.js';
 import type { CloseKind } from './conversation.js';
 
+/** What a summary reads of an endpoint: a live Endpoint, or one kept in a SummaryStore. */
+export type EndpointFacts = Pick<Endpoint,
+  'packets' | 'bytes' | 'payloadBytes' | 'retransmissions' | 'keepAlives' | 'zeroWindows' | 'dupAcks' | 'rsts' |
+  'mss' | 'windowScale' | 'sackPermitted' | 'timestamps' | 'ttlFirst' | 'port' | 'finTime' | 'ipText' | 'addressWord'>;
+
+/** What a summary reads of a conversation: a live Conversation, or one kept in a SummaryStore. */
+export type ConversationFacts = Pick<Conversation,
+  'id' | 'input' | 'ipVersion' | 'start' | 'end' | 'firstFrame' | 'lastFrame' | 'midstream' | 'establishedTime' |
+  'lastSynTime' | 'closeTime' | 'closeKind' | 'firstFinBy' | 'longestIdle' | 'previousId' | 'previousCloseTime'> & {
+  readonly client: EndpointFacts;
+  readonly server: EndpointFacts;
+};
+
 /**
  * The plain-data form of a finished conversation: what is kept once its live state is released,
  * and what JSON reports contain (the contract is documented in the README, schemaVersion 1).
@@ -45,7 +58,7 @@ export interface ConversationSummary {
   previousGapSeconds: number | null;
 }
 
-export function endpointSummary(endpoint: Endpoint, ipVersion: 4 | 6): EndpointSummary {
+export function endpointSummary(endpoint: Pick<Endpoint, 'ipText' | 'port'>, ipVersion: 4 | 6): EndpointSummary {
   return { ip: endpoint.ipText(ipVersion), port: endpoint.port };
 }
 
@@ -60,7 +73,7 @@ function sideName(side: Side): 'client' | 'server' | null {
   return null;
 }
 
-function closedBy(conv: Conversation): Side {
+function closedBy(conv: ConversationFacts): Side {
   if (conv.closeKind === 'rst-client') return Side.Client;
   if (conv.closeKind === 'rst-server') return Side.Server;
   if (conv.closeKind === 'fin' || conv.firstFinBy !== Side.None) return conv.firstFinBy;
@@ -105,7 +118,7 @@ function countPair(client: number, server: number): PerSide<number> {
   return countPairs.get(client * SMALL_COUNT + server, () => ({ client, server }));
 }
 
-function ttlPair(conv: Conversation): PerSide<number | null> {
+function ttlPair(conv: ConversationFacts): PerSide<number | null> {
   const client = conv.client.ttlFirst;
   const server = conv.server.ttlFirst;
   // ttlFirst is -1 (unknown) or an IPv4 TTL / IPv6 hop limit (0..255).
@@ -116,11 +129,11 @@ function ttlPair(conv: Conversation): PerSide<number | null> {
 }
 
 /** Index of one side's options: mss (-1..65535), window scale (-1..255), SACK, timestamps. */
-function optionsKey(e: Endpoint): number {
+function optionsKey(e: EndpointFacts): number {
   return (((e.mss + 1) * 512 + (e.windowScale + 1)) * 2 + (e.sackPermitted ? 1 : 0)) * 2 + (e.timestamps ? 1 : 0);
 }
 
-function optionsOf(e: Endpoint, key: number): SideOptions {
+function optionsOf(e: EndpointFacts, key: number): SideOptions {
   return sideOptions.get(key, () => ({
     mss: e.mss >= 0 ? e.mss : null,
     windowScale: e.windowScale >= 0 ? e.windowScale : null,
@@ -129,32 +142,32 @@ function optionsOf(e: Endpoint, key: number): SideOptions {
   }));
 }
 
-function optionPair(conv: Conversation): PerSide<SideOptions> {
+function optionPair(conv: ConversationFacts): PerSide<SideOptions> {
   const c = optionsKey(conv.client);
   const s = optionsKey(conv.server);
   // Keys stay below 2^27: the pair below 2^54, exact as a double.
   return optionPairs.get(c * 2 ** 27 + s, () => ({ client: optionsOf(conv.client, c), server: optionsOf(conv.server, s) }));
 }
 
-function serverSummary(conv: Conversation): EndpointSummary {
+function serverSummary(conv: ConversationFacts): EndpointSummary {
   const server = conv.server;
   if (conv.ipVersion !== 4) return endpointSummary(server, conv.ipVersion);
   const word = server.addressWord(3);
   return servers.get(word * 65536 + server.port, () => endpointSummary(server, 4));
 }
 
-const CLOSE_KIND_KEYS: Record<CloseKind, number> = {
+export const CLOSE_KIND_KEYS: Record<CloseKind, number> = {
   'fin': 0, 'rst-client': 1, 'rst-server': 2, 'open-at-end': 3, 'timeout-evicted': 4, 'superseded': 5,
 };
 
-function closeOf(conv: Conversation, closeTime: number): ConversationSummary['close'] {
+function closeOf(conv: ConversationFacts, closeTime: number): ConversationSummary['close'] {
   const kind = conv.closeKind;
   const by = sideName(closedBy(conv));
   if (closeTime >= 0) return { kind, by, time: closeTime };
   return openCloses.get(CLOSE_KIND_KEYS[kind] * 3 + (by === null ? 0 : by === 'client' ? 1 : 2), () => ({ kind, by, time: null }));
 }
 
-export function summarize(conv: Conversation): ConversationSummary {
+export function summarize(conv: ConversationFacts): ConversationSummary {
   const handshakeRtt = conv.establishedTime >= 0 && conv.lastSynTime >= 0 ? conv.establishedTime - conv.lastSynTime : -1;
   const closeTime = conv.closeTime >= 0 ? conv.closeTime : conv.client.finTime >= 0 || conv.server.finTime >= 0
     ? Math.max(conv.client.finTime, conv.server.finTime) : -1;

@@ -11,6 +11,8 @@ export interface FlowObserver {
   onSegment(conv: Conversation, seg: Segment): void;
   /** The conversation will receive no more packets; its closeKind is final. */
   onFinalize(conv: Conversation): void;
+  /** Slots of Conversation.scratch the observer uses (the detectors' per-conversation state). */
+  readonly scratchSlots?: number;
 }
 
 export interface TrackerOptions {
@@ -66,7 +68,11 @@ export class FlowTracker {
     flagsByDirection: [new Uint32Array(256), new Uint32Array(256)],
   };
   private readonly table = new FlowTable<Conversation>();
-  private readonly closeQueue: Conversation[] = [];
+  /**
+   * Closed conversations in order of closing. Slots behind the head are cleared: a finalised
+   * conversation held here would keep its whole page of records alive until the next splice.
+   */
+  private readonly closeQueue: (Conversation | null)[] = [];
   private closeQueueHead = 0;
   private readonly seg = new Segment();
   private readonly options: TrackerOptions;
@@ -152,7 +158,7 @@ export class FlowTracker {
     pkt: DecodedPacket,
     previous: Conversation | null,
   ): Conversation {
-    const conv = new Conversation();
+    const conv = new Conversation(this.observer.scratchSlots);
     conv.id = ++this.stats.conversations;
     conv.input = input;
     conv.ipVersion = pkt.ipVersion;
@@ -478,9 +484,9 @@ export class FlowTracker {
     const queue = this.closeQueue;
     const horizon = this.now - this.options.closedLingerSeconds;
     while (this.closeQueueHead < queue.length) {
-      const conv = queue[this.closeQueueHead];
+      const conv = queue[this.closeQueueHead] as Conversation;
       if (conv.handle >= 0 && conv.closeTime >= 0 && conv.closeTime > horizon) break;
-      this.closeQueueHead++;
+      queue[this.closeQueueHead++] = null;
       conv.closeQueued = false;
       if (conv.handle < 0) continue; // already finalised (superseded by a new SYN)
       if (conv.closeTime < 0) continue; // reopened
@@ -501,48 +507,56 @@ export class FlowTracker {
     const target = Math.max(1, Math.floor(cap * (1 - EVICTION_BATCH)));
     const queue = this.closeQueue;
     while (this.table.size > target && this.closeQueueHead < queue.length) {
-      const conv = queue[this.closeQueueHead++];
+      const conv = queue[this.closeQueueHead] as Conversation;
+      queue[this.closeQueueHead++] = null;
       conv.closeQueued = false;
       if (conv.handle < 0 || conv.closeTime < 0) continue;
       this.table.remove(conv.handle);
       conv.handle = -1;
       this.finalize(conv, closeKindOf(conv));
     }
-    if (this.table.size <= target) return;
-    // A flood or a scan must not push out the conversations that matter: the cheapest tier goes
-    // first (see evictionTier), and within a tier the longest silent.
+    if (this.table.size > target) this.evictLive(target);
+  }
+
+  /**
+   * Evicts live conversations down to `target`. A flood or a scan must not push out the conversations
+   * that matter: the cheapest tier goes first (see evictionTier), and within a tier the longest
+   * silent, in table order. One pass over the table notes each conversation's tier and last packet
+   * time; the rest works on those arrays (table order is stable under removal).
+   */
+  private evictLive(target: number): void {
+    const table = this.table;
+    const size = table.size;
+    const handles = new Int32Array(size);
+    const tiers = new Uint8Array(size);
+    const ends = new Float64Array(size);
     const counts = [0, 0, 0];
-    this.table.forEach((conv) => {
-      counts[evictionTier(conv)]++;
+    let n = 0;
+    table.forEach((conv, handle) => {
+      const tier = evictionTier(conv);
+      handles[n] = handle;
+      tiers[n] = tier;
+      ends[n] = conv.end;
+      counts[tier]++;
+      n++;
     });
-    let left = this.table.size - target;
+    let left = size - target;
     for (let tier = 0; tier < counts.length && left > 0; tier++) {
       if (counts[tier] === 0) continue;
       const take = Math.min(left, counts[tier]);
-      const threshold = take === counts[tier] ? Infinity : this.idleThreshold(take, tier, counts[tier]);
-      const victims: Conversation[] = [];
-      this.table.forEach((conv) => {
-        if (victims.length < take && conv.end <= threshold && evictionTier(conv) === tier) victims.push(conv);
-      });
-      for (const conv of victims) {
-        this.table.remove(conv.handle);
+      const threshold = take === counts[tier] ? Infinity : idleThreshold(ends, tiers, tier, counts[tier], take);
+      let taken = 0;
+      for (let i = 0; i < n && taken < take; i++) {
+        if (tiers[i] !== tier || ends[i] > threshold) continue;
+        const conv = table.get(handles[i]);
+        table.remove(handles[i]);
         conv.handle = -1;
         this.stats.evicted++;
         this.finalize(conv, 'timeout-evicted');
+        taken++;
       }
-      left -= victims.length;
+      left -= taken;
     }
-  }
-
-  /** Last-packet time at or below which `count` of the `size` conversations of a tier lie. */
-  private idleThreshold(count: number, tier: number, size: number): number {
-    const ends = new Float64Array(size);
-    let i = 0;
-    this.table.forEach((conv) => {
-      if (evictionTier(conv) === tier) ends[i++] = conv.end;
-    });
-    ends.sort();
-    return ends[Math.min(ends.length - 1, count - 1)];
   }
 
   private finalize(conv: Conversation, kind: CloseKind): void {
@@ -552,6 +566,38 @@ export class FlowTracker {
     this.observer.onFinalize(conv);
     conv.release(!this.finishing);
   }
+}
+
+/** Last-packet time at or below which `count` of the `size` conversations of a tier lie. */
+function idleThreshold(ends: Float64Array, tiers: Uint8Array, tier: number, size: number, count: number): number {
+  const ofTier = new Float64Array(size);
+  let n = 0;
+  for (let i = 0; i < tiers.length; i++) if (tiers[i] === tier) ofTier[n++] = ends[i];
+  return kthSmallest(ofTier, Math.min(size - 1, count - 1));
+}
+
+/** The value sorting `values` would put at index k (Hoare's selection: linear, where a sort is not). Reorders values. */
+function kthSmallest(values: Float64Array, k: number): number {
+  let lo = 0;
+  let hi = values.length - 1;
+  while (lo < hi) {
+    const pivot = values[(lo + hi) >>> 1];
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (values[i] < pivot) i++;
+      while (values[j] > pivot) j--;
+      if (i <= j) {
+        const t = values[i];
+        values[i++] = values[j];
+        values[j--] = t;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return values[k];
+  }
+  return values[k];
 }
 
 /**

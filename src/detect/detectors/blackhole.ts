@@ -196,6 +196,9 @@ export const blackhole: DetectorSpec<Thresholds> = {
       state.endFrame = seg.frame;
       state.finalized = true;
       if (qualifies(state)) emit(conv, state);
+      // Nothing more is read from it: a closed conversation lingers in the tracker (TIME_WAIT) for
+      // minutes, and its state should not.
+      conv.scratch[slot] = ENDED;
     };
 
     return {

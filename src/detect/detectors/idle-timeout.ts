@@ -145,11 +145,11 @@ export const idleTimeout: DetectorSpec<Thresholds> = {
       });
     };
 
-    const book = new IdleGapBook(thresholds.minGapSeconds, thresholds.minSurvivedGapSeconds, thresholds.failRetries, thresholds.maxServers, cap, (_conv, result, group) => {
+    const book = new IdleGapBook(thresholds.minGapSeconds, thresholds.minSurvivedGapSeconds, thresholds.failRetries, thresholds.maxServers, cap, (outcome, group) => {
       // Report as soon as a gap fails (live capture); survivals only refine a bracket already shown,
       // and are worth a report (which costs as much as the group's evidence) only when watched live:
       // finish() reports every group.
-      if (result.outcome === 'failed' || (live && group.failedCount > 0)) emit(group);
+      if (outcome === 'failed' || (live && group.failedCount > 0)) emit(group);
     });
 
     return {
@@ -163,6 +163,8 @@ export const idleTimeout: DetectorSpec<Thresholds> = {
           conv.scratch[slot] = state;
         }
         book.onSegment(state, conv, seg);
+        // Each think time of a busy conversation is a gap: state lives only while a test is open.
+        if (state.idle) conv.scratch[slot] = undefined;
       },
       onFinalize(conv: Conversation) {
         const state = conv.scratch[slot] as GapState | undefined;

@@ -76,7 +76,10 @@ class State {
   done = false;
 }
 
-/** The state of every conversation the server ended before any payload: done, never written. */
+/**
+ * The state of every conversation that is done: ended by the server before any payload, or decided.
+ * Never written; a decided conversation drops its own state for it (it may linger in the tracker).
+ */
 const DONE = new State();
 DONE.done = true;
 
@@ -242,7 +245,7 @@ export const keepaliveRace: DetectorSpec<Thresholds> = {
         }
         // From the server.
         if ((notes & Note.Reset) !== 0) {
-          state.done = true;
+          conv.scratch[slot] = DONE;
           if (state.raceRequestTime < 0 || state.finTime < 0) return;
           const quietSince = state.raceQuietSince;
           const idleBefore = state.raceRequestTime - quietSince;
@@ -282,7 +285,7 @@ export const keepaliveRace: DetectorSpec<Thresholds> = {
           state.requestAnswered = true;
           if (state.finTime >= 0) {
             // The server answered after its FIN (a half-close): whatever came before was served.
-            state.done = true;
+            conv.scratch[slot] = DONE;
             return;
           }
           state.lastPayloadTime = seg.time;
@@ -292,7 +295,7 @@ export const keepaliveRace: DetectorSpec<Thresholds> = {
           state.finFrame = seg.frame;
           if (payload || !state.answeredOnce) {
             // A response that closes (Connection: close), or a close before any exchange.
-            state.done = true;
+            conv.scratch[slot] = DONE;
             return;
           }
           // A client request still unanswered that left shortly before the FIN crossed it.
@@ -309,7 +312,7 @@ export const keepaliveRace: DetectorSpec<Thresholds> = {
             state.raceQuietSince = state.requestQuietSince;
           } else if (state.clientSpeaking) {
             // The server closed while a request was outstanding for a while: not a pool race.
-            state.done = true;
+            conv.scratch[slot] = DONE;
           }
         }
       },

@@ -37,8 +37,12 @@ class SideProbes {
   peerQuietAtLast = 0;
 }
 
+/**
+ * Per conversation, only while it holds something: an idle-gap test under way, or probes (sides,
+ * from the first probe on). Most conversations have think-time gaps and no probe at all.
+ */
 class State {
-  readonly sides = [new SideProbes(), new SideProbes()];
+  sides: [SideProbes, SideProbes] | null = null;
   readonly gaps = new GapState();
 }
 
@@ -221,7 +225,11 @@ export const keepalive: DetectorSpec<Thresholds> = {
           state = stateOf(conv);
         }
         gapBook.onSegment(state.gaps, conv, seg);
-        if (!isProbe) return;
+        if (!isProbe) {
+          if (state.sides === null && state.gaps.idle) conv.scratch[slot] = undefined;
+          return;
+        }
+        state.sides ??= [new SideProbes(), new SideProbes()];
         const side = state.sides[seg.fromClient ? 0 : 1];
         // Silence of the application: since the last data either side sent (or the handshake).
         let lastData = Math.max(conv.client.advancedTime, conv.server.advancedTime);
@@ -264,6 +272,7 @@ export const keepalive: DetectorSpec<Thresholds> = {
         const state = conv.scratch[slot] as State | undefined;
         if (state === undefined) return;
         gapBook.onFinalize(state.gaps, conv);
+        if (state.sides === null) return;
         for (let i = 0; i < 2; i++) {
           const side = state.sides[i];
           const group = side.probes > 0 ? groupOf(conv, i === 0) : null;

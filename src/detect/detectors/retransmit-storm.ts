@@ -1,5 +1,5 @@
 import { TcpFlag } from '../../decode/packet.js';
-import type { Conversation } from '../../flow/conversation.js';
+import type { Conversation, Endpoint } from '../../flow/conversation.js';
 import { Note, type Segment } from '../../flow/segment.js';
 import { seqGt } from '../../flow/seq.js';
 import type { DetectorSpec } from '../detector.js';
@@ -79,7 +79,12 @@ interface Reported {
 
 /** Client address and server address:port: a reconnect keeps them and changes the client port. */
 function pairKey(conv: Conversation): string {
-  return `${conv.client.addr.join('.')}>${conv.server.addr.join('.')}:${conv.server.port}`;
+  return `${addressKey(conv.client)}>${addressKey(conv.server)}:${conv.server.port}`;
+}
+
+/** The address words joined by dots, without the view and array a join of `addr` would build. */
+function addressKey(e: Endpoint): string {
+  return `${e.addressWord(0)}.${e.addressWord(1)}.${e.addressWord(2)}.${e.addressWord(3)}`;
 }
 
 /**

@@ -24,8 +24,12 @@ type Outcome = 'pending' | 'syn-ack' | 'inferred' | 'refused' | 'time-wait-ack';
 
 /** One connection attempt: a client's SYN and its retransmissions until an answer. */
 class Attempt {
-  readonly synTimes: number[] = [];
-  readonly synFrames: number[] = [];
+  /**
+   * Literals holding the first SYN: an empty array's first push reserves room for 16, and an
+   * attempt lives as long as its conversation (through the TIME_WAIT linger), mostly with one SYN.
+   */
+  readonly synTimes: number[];
+  readonly synFrames: number[];
   /** SYNs sent before any answer (the count goes on past MAX_SYNS). */
   syns = 0;
   lastSynTime = -1;
@@ -34,9 +38,11 @@ class Attempt {
   answerFrame = 0;
   group: ServerGroup;
   conversation: number;
-  constructor(group: ServerGroup, conversation: number) {
+  constructor(group: ServerGroup, conversation: number, synTime: number, synFrame: number) {
     this.group = group;
     this.conversation = conversation;
+    this.synTimes = [synTime];
+    this.synFrames = [synFrame];
   }
   get retransmissions(): number {
     return this.syns - 1;
@@ -70,7 +76,8 @@ class ServerGroup {
   firstProblemTime = -1;
   lastTime = -1;
   client: EndpointSummary | null = null;
-  readonly clients = new Set<string>();
+  /** Client addresses of its problem attempts: created with the first (a scan makes a group per SYN). */
+  clients: Set<string> | null = null;
   constructor(readonly key: string, readonly server: EndpointSummary) {}
 }
 
@@ -202,7 +209,7 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
             group.refusedAfterRetries > 0 ? `${group.refusedAfterRetries} refused after retries` : '',
           ].filter((p) => p !== '').join(', ')} of ${group.attempts} attempt${group.attempts === 1 ? '' : 's'}`,
         conversations: group.problemConversations,
-        client: group.clients.size === 1 ? group.client : null,
+        client: group.clients?.size === 1 ? group.client : null,
         server: group.server,
         start: group.firstProblemTime,
         end: group.lastTime,
@@ -228,7 +235,7 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
             outcome: worst.outcome === 'pending' ? 'unanswered' : worst.outcome === 'inferred' ? 'answered (SYN-ACK not captured)' : worst.outcome,
             answerFrame: worst.outcome === 'pending' || worst.answerFrame === 0 ? null : worst.answerFrame,
           },
-          clients: group.clients.size,
+          clients: group.clients?.size ?? 0,
         },
         explanation: parts.join(' '),
         advice: critical ? [synUnanswered.advice[1], synUnanswered.advice[2]] : synUnanswered.advice,
@@ -242,6 +249,7 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
       if (group.firstProblemTime < 0 || attempt.synTimes[0] < group.firstProblemTime) group.firstProblemTime = attempt.synTimes[0];
       const client = endpointSummary(conv.client, conv.ipVersion);
       if (group.client === null) group.client = client;
+      group.clients ??= new Set();
       if (group.clients.size < MAX_CLIENTS) group.clients.add(client.ip);
       else if (!group.clients.has(client.ip)) clientsKept.refuse();
       if (group.worst === null || attempt.syns > group.worst.syns) group.worst = attempt;
@@ -261,7 +269,7 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
           const group = groups.obtain(key, () => new ServerGroup(key, server));
           if (group === null) return;
           group.attempts++;
-          attempt = new Attempt(group, conv.id);
+          attempt = new Attempt(group, conv.id, seg.time, seg.frame);
           conv.scratch[slot] = attempt;
         }
         const group = attempt.group;
@@ -272,7 +280,7 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
             if (attempt.syns > 0 && seg.time - attempt.lastSynTime < thresholds.minRetryIntervalSeconds) return;
             attempt.syns++;
             attempt.lastSynTime = seg.time;
-            if (attempt.synTimes.length < MAX_SYNS) {
+            if (attempt.syns > 1 && attempt.synTimes.length < MAX_SYNS) {
               attempt.synTimes.push(seg.time);
               attempt.synFrames.push(seg.frame);
             }
