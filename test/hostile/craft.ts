@@ -112,16 +112,6 @@ export function epb(timestamp: bigint, data: Uint8Array, originalLength = data.l
   return out;
 }
 
-export function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 /** Where the IP and TCP headers of an Ethernet frame are (-1 when the frame is not TCP). */
 export function headersOf(frame: Uint8Array): { ip: number; tcp: number } {
   const unit = { at: 0, length: frame.length, kind: 'record' as const, type: 0, data: 0, dataLength: frame.length, caplenAt: -1, origlenAt: -1, timeAt: -1 };

@@ -14,7 +14,8 @@ import { gzipSync } from 'node:zlib';
 import { analyzeFiles } from '../../src/core/analyze.js';
 import type { AnalysisResult } from '../../src/core/session.js';
 import { capture, facts, REPO_ROOT } from '../helpers/paths.js';
-import { concat, connscope, epb, headersOf, idb, packetsOf, shb, tempCapture, writePcap, type Packet } from './craft.js';
+import { connscope, epb, headersOf, idb, packetsOf, shb, tempCapture, writePcap, type Packet } from './craft.js';
+import { concat } from './mutate.js';
 import { checkResult } from './harness.js';
 
 interface ConversationFacts {

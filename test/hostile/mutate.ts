@@ -220,7 +220,7 @@ export function tcpOffset(b: Uint8Array, ip: number, end: number): number {
   return -1;
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
+export function concat(...parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
