@@ -1,3 +1,5 @@
+import { median } from '../detect/util.js';
+
 /**
  * Clock offset between two capture points, from packets seen at both.
  *
@@ -25,13 +27,6 @@ export interface ClockEstimate {
   samples: [number, number];
   /** Spread of the differences (max - min), per direction: queueing and clock drift show here. */
   spread: [number | null, number | null];
-}
-
-export function median(values: ArrayLike<number>): number {
-  if (values.length === 0) return NaN;
-  const sorted = Float64Array.from(values as ArrayLike<number>).sort();
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 function spread(values: readonly number[]): number | null {

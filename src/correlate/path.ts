@@ -1,5 +1,5 @@
 import { tcpdumpFlags } from '../flow/flags.js';
-import { median } from './clock.js';
+import { median } from '../detect/util.js';
 import type { PacketLog } from './fingerprint.js';
 import { keyExtra, PacketIndex } from './packet-index.js';
 import type { Pair } from './pairing.js';

@@ -1,4 +1,4 @@
-import { median } from './clock.js';
+import { median } from '../detect/util.js';
 import type { ConvPrint, PacketLog } from './fingerprint.js';
 import type { Pair, PayloadMatching } from './pairing.js';
 import { type CaptureName, type Dir, packetRef, type PacketRef } from './path.js';
