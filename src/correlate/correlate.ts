@@ -1,9 +1,9 @@
-import { plural } from '../english.js';
 import { analyzeFiles, combineResults } from '../core/analyze.js';
 import type { AnalysisResult } from '../core/session.js';
 import type { FilterOptions } from '../core/filter.js';
 import { compareFindings, type Finding } from '../detect/finding.js';
 import { emptyPolicy, type Policy } from '../detect/policy.js';
+import { plural } from '../english.js';
 import type { EndpointSummary } from '../flow/summary.js';
 import { type ClockEstimate, combineClockEstimates, estimateClockOffset } from './clock.js';
 import { type CaptureFingerprints, type CollectorLimits, type ConvPrint, FingerprintCollector } from './fingerprint.js';

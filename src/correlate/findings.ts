@@ -1,10 +1,10 @@
-import { plural } from '../english.js';
 import { basename } from 'node:path';
 import { injectedRst } from '../detect/detectors/injected-rst.js';
 import { blackhole } from '../detect/detectors/blackhole.js';
 import type { Finding, Severity } from '../detect/finding.js';
 import { humanSeconds, round } from '../detect/util.js';
 import { shortSeconds } from './clock.js';
+import { plural } from '../english.js';
 import { hostPort } from '../flow/summary.js';
 import { BLACKHOLE_MIN_STUCK_SECONDS, inFlightChange, pathLoss, unpropagatedFailure } from './catalogue.js';
 import type { Correlation } from './correlate.js';

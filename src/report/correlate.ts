@@ -1,10 +1,10 @@
-import { plural } from '../english.js';
 import type { Writable } from 'node:stream';
 import type { ChalkInstance } from 'chalk';
 import type { CorrelateOutcome, CorrelationReport, PairSection } from '../correlate/correlate.js';
 import type { UnmatchedPacket } from '../correlate/path.js';
 import type { StreamTransfer } from '../correlate/proxy.js';
 import { shortSeconds } from '../correlate/clock.js';
+import { plural } from '../english.js';
 import { hostPort } from '../flow/summary.js';
 import { TOOL } from '../version.js';
 import { SCHEMA_VERSION } from './json.js';

@@ -1,8 +1,8 @@
-import { plural } from '../english.js';
 import type { ChalkInstance } from 'chalk';
 import Table from 'cli-table3';
 import type { AnalysisResult, BaselineReport, InputReport } from '../core/session.js';
 import { type Finding, type Severity, SEVERITIES } from '../detect/finding.js';
+import { plural } from '../english.js';
 import type { ConversationSummary } from '../flow/summary.js';
 import { linkTypeName } from '../decode/link-types.js';
 import { TOOL } from '../version.js';

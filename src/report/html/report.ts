@@ -1,9 +1,9 @@
-import { plural } from '../../english.js';
 import type { AnalysisResult, InputReport } from '../../core/session.js';
 import type { SequenceRecording, TimelineData } from '../../core/timeline.js';
 import { linkTypeName } from '../../decode/link-types.js';
 import { DETECTORS } from '../../detect/registry.js';
 import { type Finding, type Severity, SEVERITIES } from '../../detect/finding.js';
+import { plural } from '../../english.js';
 import type { ConversationSummary } from '../../flow/summary.js';
 import { TOOL } from '../../version.js';
 import { formatBytes, formatCount, formatDuration, formatTime, hostPort } from '../format.js';
