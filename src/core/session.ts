@@ -226,11 +226,6 @@ export class AnalysisSession implements FlowObserver {
     return this.engine.results();
   }
 
-  /** The detectors' bounds on their state: size now, limit, and what each turned away. */
-  detectorLimits(): ReturnType<DetectorEngine['limits']> {
-    return this.engine.limits();
-  }
-
   forEachLiveConversation(fn: (conv: Conversation) => void): void {
     this.tracker.forEachLive(fn);
   }

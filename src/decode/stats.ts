@@ -1,3 +1,4 @@
+import { plural } from '../english.js';
 import { DecodeStatus } from './packet.js';
 import { linkTypeName } from './link-types.js';
 import type { Walk } from './walk.js';
@@ -57,14 +58,6 @@ export class DecodeStats {
   }
 }
 
-function packets(n: number): string {
-  return `${n.toLocaleString('en-US')} ${n === 1 ? 'packet' : 'packets'}`;
-}
-
-function tcpPackets(n: number): string {
-  return `${n.toLocaleString('en-US')} TCP ${n === 1 ? 'packet' : 'packets'}`;
-}
-
 /** One line per kind of packet the analysis could not use, for the input's warnings. */
 export function decodeWarnings(stats: DecodeStats): string[] {
   const warnings: string[] = [];
@@ -72,22 +65,22 @@ export function decodeWarnings(stats: DecodeStats): string[] {
   for (const [linkType, n] of linkTypes) {
     const name = linkTypeName(linkType);
     const label = name === String(linkType) ? name : `${linkType} (${name})`;
-    warnings.push(`${packets(n)} of link type ${label} skipped`);
+    warnings.push(`${plural(n, 'packet')} of link type ${label} skipped`);
   }
   if (stats.malformed > 0) {
-    warnings.push(`${stats.malformed.toLocaleString('en-US')} malformed ${stats.malformed === 1 ? 'packet' : 'packets'} skipped`);
+    warnings.push(`${plural(stats.malformed, 'malformed packet')} skipped`);
   }
   if (stats.truncated > 0) {
-    warnings.push(`${packets(stats.truncated)} skipped: cut by the capture's snaplen before the end of their TCP header`);
+    warnings.push(`${plural(stats.truncated, 'packet')} skipped: cut by the capture's snaplen before the end of their TCP header`);
   }
   if (stats.fragments > 0) {
-    warnings.push(`${packets(stats.fragments)} skipped: IP fragments without a TCP header (no reassembly)`);
+    warnings.push(`${plural(stats.fragments, 'packet')} skipped: IP fragments without a TCP header (no reassembly)`);
   }
   if (stats.damagedOptions > 0) {
-    warnings.push(`${tcpPackets(stats.damagedOptions)} with a damaged option list: options after the damage ignored`);
+    warnings.push(`${plural(stats.damagedOptions, 'TCP packet')} with a damaged option list: options after the damage ignored`);
   }
   if (stats.shortFrames > 0) {
-    warnings.push(`${tcpPackets(stats.shortFrames)} shorter than their IP length (bytes lost in capture): lengths taken from the IP header`);
+    warnings.push(`${plural(stats.shortFrames, 'TCP packet')} shorter than their IP length (bytes lost in capture): lengths taken from the IP header`);
   }
   return warnings;
 }
