@@ -9,6 +9,7 @@ import { DEFAULT_BUFFER_MIB, LiveCapture, type LiveOutcome } from '../live/captu
 import { LiveError } from '../live/errors.js';
 import { formatInterfaceList, listInterfaces } from '../live/interfaces.js';
 import { JsonView, LineView, type LiveView, SafeOutput, ScreenView } from '../live/views.js';
+import { plural } from '../english.js';
 import { UsageError } from './errors.js';
 import {
   addPolicyOptions,
@@ -179,7 +180,7 @@ async function runLive(filterWords: string[], options: LiveCliOptions): Promise<
   const drops = stats.kernelDrops !== null ? `kernel drops ${formatCount(stats.kernelDrops)} (tcpdump)` : 'kernel drops not counted (cap)';
   const queue = (stats.queueDrops ?? 0) > 0 ? `, ${formatCount(stats.queueDrops ?? 0)} dropped by connscope (analysis behind)` : '';
   process.stderr.write(
-    `connscope: ${formatCount(stats.packets)} packet${stats.packets === 1 ? '' : 's'} (${formatBytes(stats.bytes)}) captured on ${iface} in ${formatDuration(stats.elapsedSeconds)} ` +
+    `connscope: ${plural(stats.packets, 'packet')} (${formatBytes(stats.bytes)}) captured on ${iface} in ${formatDuration(stats.elapsedSeconds)} ` +
       `(ended by ${endReason}); ` +
       `TCP segments not captured ${formatCount(stats.segmentsNotCaptured)}; ${drops}${queue}` +
       (stats.written !== null ? `; ${formatCount(stats.written)} written to ${options.write}` : '') + '\n',

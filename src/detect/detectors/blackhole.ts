@@ -3,6 +3,7 @@ import { Note, type Segment } from '../../flow/segment.js';
 import { seqDiff } from '../../flow/seq.js';
 import type { DetectorSpec } from '../detector.js';
 import { endpointsOf, humanSeconds, median, round, scratchState, tupleText } from '../util.js';
+import { plural } from '../../english.js';
 
 type Thresholds = {
   minExchanges: number;
@@ -151,7 +152,7 @@ export const blackhole: DetectorSpec<Thresholds> = {
       };
       const parts = [
         `After ${state.exchanges} request/response exchanges answered in ${duration(medianResponse)} (median; longest ${duration(state.maxResponse)}),`,
-        `the last response at frame ${state.lastResponseFrame}, the client sent ${state.pendingSegments} more segment${state.pendingSegments === 1 ? '' : 's'} (${state.pendingBytes} bytes, frames ${state.pendingStartFrame} to ${state.pendingLastFrame});`,
+        `the last response at frame ${state.lastResponseFrame}, the client sent ${plural(state.pendingSegments, 'more segment')} (${state.pendingBytes} bytes, frames ${state.pendingStartFrame} to ${state.pendingLastFrame});`,
         `the server acknowledged every one of them but sent no payload back for ${duration(span)},`,
         `${endingText[state.ending]}${state.endTime >= 0 ? ` ${duration(state.endTime - state.pendingLastTime)} after the last of them` : ''}.`,
         'The peer\'s TCP stack accepted the bytes while nothing behind it answered: the signature of a load balancer or proxy whose backend is gone (deregistered, crashed or unreachable) and which keeps the client connection open.',

@@ -6,6 +6,7 @@ import type { EndpointRef } from '../finding.js';
 import { CappedGroups, maxServersThreshold } from '../capped.js';
 import { LINUX_TIME_WAIT_SECONDS } from '../knowledge.js';
 import { endpointsOf, humanSeconds, median, round } from '../util.js';
+import { plural } from '../../english.js';
 
 type Thresholds = {
   minConnections: number;
@@ -276,7 +277,7 @@ export const connChurn: DetectorSpec<Thresholds> = {
       if (reuse !== null) {
         const stopped = churn.from > reuse.from;
         parts.push(`Connections to ${entry.key} ${stopped ? 'stopped' : 'started'} being reused at ${isoTime(stopped ? churn.from : reuse.from)}:`,
-          `${reuse.connections} connection${reuse.connections === 1 ? '' : 's'} carried ${reuse.requests} requests (${round(reuse.requests / reuse.connections)} each) ${stopped ? 'before' : 'after'},`,
+          `${plural(reuse.connections, 'connection')} carried ${reuse.requests} requests (${round(reuse.requests / reuse.connections)} each) ${stopped ? 'before' : 'after'},`,
           `against ${churn.connections} connections for ${churn.requests} requests (${round(churn.requests / churn.connections)} each, ${pct(churn.oneRequestShare)} with exactly one) ${stopped ? `from frame ${churn.firstSynFrame} on` : 'before'}.`);
       } else {
         parts.push(`${churn.connections} connections to ${entry.key} carried ${churn.requests} requests: ${round(churn.requestsPerConnectionMedian)} per connection (median), ${pct(churn.oneRequestShare)} with exactly one.`);
@@ -288,7 +289,7 @@ export const connChurn: DetectorSpec<Thresholds> = {
       report({
         key: entry.key,
         severity,
-        title: `${churn.connections} connections for ${churn.requests} requests (${round(churn.requests / churn.connections)} per connection, up to ${churn.peakOpensPerSecond} opens/s)${reuse !== null ? ` after ${reuse.connections} reused connection${reuse.connections === 1 ? '' : 's'}` : ''}: ${entry.key}`,
+        title: `${churn.connections} connections for ${churn.requests} requests (${round(churn.requests / churn.connections)} per connection, up to ${churn.peakOpensPerSecond} opens/s)${reuse !== null ? ` after ${plural(reuse.connections, 'reused connection')}` : ''}: ${entry.key}`,
         conversations: churnRecords.slice(0, 10).map((r) => r.id),
         // One client address: the first judged connection's endpoint stands for it (ports vary).
         client: clients.length === 1 ? { ip: clients[0][0], port: churnRecords[0].clientPort } : null,

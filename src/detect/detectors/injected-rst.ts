@@ -4,6 +4,7 @@ import { Note, type Segment } from '../../flow/segment.js';
 import type { DetectorSpec } from '../detector.js';
 import type { Severity } from '../finding.js';
 import { endpointsOf, humanSeconds, round, scratchState, tupleText } from '../util.js';
+import { plural } from '../../english.js';
 
 type Thresholds = {
   ttlTolerance: number;
@@ -183,7 +184,7 @@ export const injectedRst: DetectorSpec<Thresholds> = {
         if (r.packetsAfter > 0 && r.ttlMaxAfter >= 0) ranges.push(`${r.ttlMinAfter === r.ttlMaxAfter ? r.ttlMinAfter : `${r.ttlMinAfter}-${r.ttlMaxAfter}`} in its ${r.packetsAfter} packet${r.packetsAfter > 1 ? 's' : ''} after`);
         const reference = r.packetsBefore > 0 ? r.ttlLastBefore : r.ttlMinAfter;
         const hops = reference - r.ttl;
-        parts.push(`its TTL is ${r.ttl} where the ${who} shows ${ranges.join(' and ')} (${Math.abs(hops)} hop${Math.abs(hops) === 1 ? '' : 's'} ${hops > 0 ? 'more' : 'fewer'} than the ${who}'s own packets, or a different initial TTL)`);
+        parts.push(`its TTL is ${r.ttl} where the ${who} shows ${ranges.join(' and ')} (${plural(Math.abs(hops), 'hop')} ${hops > 0 ? 'more' : 'fewer'} than the ${who}'s own packets, or a different initial TTL)`);
       }
       if (v.ipId) {
         parts.push(`its IP ID ${r.ipId} does not continue the ${who}'s sequential IDs (last ${r.ipIdLastBefore}${r.ipIdFirstAfter > 0 ? `, next after the RST ${r.ipIdFirstAfter}` : ''})`);

@@ -6,6 +6,7 @@ import type { EndpointRef } from '../finding.js';
 import { CappedGroups, maxServersThreshold } from '../capped.js';
 import { idleTimeoutsBetween } from '../knowledge.js';
 import { endpointsOf, humanSeconds, median, round, scratchState } from '../util.js';
+import { plural } from '../../english.js';
 
 type Thresholds = {
   minIdleSeconds: number;
@@ -165,12 +166,12 @@ export const keepaliveRace: DetectorSpec<Thresholds> = {
         `In conversation ${first.conversation}: request at frame ${first.requestFrame}, FIN at frame ${first.finFrame} after ${secs(first.serverIdleSeconds)} of server idle, RST at frame ${first.rstFrame}.`,
       ];
       if (Number.isFinite(timeout)) {
-        parts.push(`This server closed ${entry.gapCount} idle connection${entry.gapCount === 1 ? '' : 's'} after ${secs(timeout)} of idle (median; shortest ${secs(minGap)}): its keep-alive timeout is about ${secs(timeout)}${matching.length > 0 ? ` (matches ${matching.map((m) => m.name).join(', ')})` : ''}, and the client's pool keeps idle connections ${clientIdle >= timeout ? 'longer than that' : 'almost as long'}, so some reuses are bound to meet the close.`);
+        parts.push(`This server closed ${plural(entry.gapCount, 'idle connection')} after ${secs(timeout)} of idle (median; shortest ${secs(minGap)}): its keep-alive timeout is about ${secs(timeout)}${matching.length > 0 ? ` (matches ${matching.map((m) => m.name).join(', ')})` : ''}, and the client's pool keeps idle connections ${clientIdle >= timeout ? 'longer than that' : 'almost as long'}, so some reuses are bound to meet the close.`);
       }
       report({
         key: entry.key,
         severity: 'warning',
-        title: `${entry.raceCount} request${entry.raceCount === 1 ? '' : 's'} raced the server's idle close (reused after ${secs(clientIdle)} idle${Number.isFinite(timeout) ? `, server closes after ${secs(timeout)}` : ''}): ${entry.key}`,
+        title: `${plural(entry.raceCount, 'request')} raced the server's idle close (reused after ${secs(clientIdle)} idle${Number.isFinite(timeout) ? `, server closes after ${secs(timeout)}` : ''}): ${entry.key}`,
         conversations: [...entry.conversations],
         client: first.clientRef,
         server: entry.server,

@@ -14,6 +14,7 @@ import {
 import { CappedGroups, maxServersThreshold } from '../capped.js';
 import { MIDDLEBOX_IDLE_TIMEOUTS } from '../knowledge.js';
 import { humanSeconds, median, round, scratchState } from '../util.js';
+import { plural } from '../../english.js';
 
 type Thresholds = {
   minProbes: number;
@@ -165,7 +166,7 @@ export const keepalive: DetectorSpec<Thresholds> = {
       const longerThan = Number.isFinite(period) ? MIDDLEBOX_IDLE_TIMEOUTS.filter((d) => d.refreshedByKeepalive && d.seconds < period) : [];
       const settled = group.answered + group.unanswered;
       const parts = [
-        `The ${group.sender} sent ${group.probes} TCP keep-alive probe${group.probes === 1 ? '' : 's'} on ${group.conversationCount} conversation${group.conversationCount === 1 ? '' : 's'} with ${hostPort(group.server)}`,
+        `The ${group.sender} sent ${plural(group.probes, 'TCP keep-alive probe')} on ${plural(group.conversationCount, 'conversation')} with ${hostPort(group.server)}`,
         `, each after ${humanSeconds(period)} of silence (median): its TCP_KEEPIDLE.`,
         Number.isFinite(interval) ? ` Consecutive probes came ${humanSeconds(interval)} apart (median).` : '',
         settled > 0 ? ` ${group.answered} of ${settled} were answered by the peer.` : '',

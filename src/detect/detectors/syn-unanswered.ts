@@ -5,6 +5,7 @@ import { type EndpointSummary, endpointSummary, hostPort } from '../../flow/summ
 import type { DetectorSpec } from '../detector.js';
 import { CappedGroups, maxServersThreshold } from '../capped.js';
 import { humanSeconds, median, round } from '../util.js';
+import { plural } from '../../english.js';
 
 type Thresholds = {
   minSynRetransmissions: number;
@@ -184,7 +185,7 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
       const server = hostPort(group.server);
       const parts: string[] = [];
       if (unansweredRetried > 0) {
-        parts.push(`${unanswered} of ${group.attempts} connection attempt${group.attempts === 1 ? '' : 's'} to ${server} never got a SYN-ACK${critical ? ', and nothing in this capture ever answered this server' : ''}.`);
+        parts.push(`${unanswered} of ${plural(group.attempts, 'connection attempt')} to ${server} never got a SYN-ACK${critical ? ', and nothing in this capture ever answered this server' : ''}.`);
       }
       if (group.succeededAfterRetries > 0) {
         parts.push(`${group.succeededAfterRetries} attempt${group.succeededAfterRetries === 1 ? ' was' : 's were'} answered only after SYN retransmissions${Number.isFinite(latency) ? `, connecting in ${humanSeconds(latency)} (median) instead of one round trip` : ''}.`);
@@ -202,12 +203,12 @@ export const synUnanswered: DetectorSpec<Thresholds> = {
         key: server,
         severity: critical ? 'critical' : 'warning',
         title: critical
-          ? `No answer to ${group.attempts} connection attempt${group.attempts === 1 ? '' : 's'}: ${server}`
+          ? `No answer to ${plural(group.attempts, 'connection attempt')}: ${server}`
           : `SYNs to ${server} dropped: ${[
             unanswered > 0 ? `${unanswered} never answered` : '',
             group.succeededAfterRetries > 0 ? `${group.succeededAfterRetries} answered only after retries${Number.isFinite(latency) ? ` (${humanSeconds(latency)})` : ''}` : '',
             group.refusedAfterRetries > 0 ? `${group.refusedAfterRetries} refused after retries` : '',
-          ].filter((p) => p !== '').join(', ')} of ${group.attempts} attempt${group.attempts === 1 ? '' : 's'}`,
+          ].filter((p) => p !== '').join(', ')} of ${plural(group.attempts, 'attempt')}`,
         conversations: group.problemConversations,
         client: group.clients?.size === 1 ? group.client : null,
         server: group.server,

@@ -2,6 +2,7 @@ import type { Conversation } from '../../flow/conversation.js';
 import { Note, type Segment } from '../../flow/segment.js';
 import type { DetectorSpec } from '../detector.js';
 import { endpointsOf, humanSeconds, round, tupleText } from '../util.js';
+import { plural } from '../../english.js';
 
 type Thresholds = {
   minStallSeconds: number;
@@ -102,7 +103,7 @@ export const zeroWindow: DetectorSpec<Thresholds> = {
       const closed = conv.closeTime >= 0 && !reopened ? (conv.resetTime >= 0 ? 'the connection was reset' : 'the connection was closed') : '';
       const parts = [
         `The ${who} advertised a zero receive window from frame ${worst.firstFrame} for ${humanSeconds(duration)}`,
-        worst.probes > 0 ? `while the ${sender} sent ${worst.probes} persist probe${worst.probes === 1 ? '' : 's'} waiting for room` : `while the ${sender} waited with data to send`,
+        worst.probes > 0 ? `while the ${sender} sent ${plural(worst.probes, 'persist probe')} waiting for room` : `while the ${sender} waited with data to send`,
         reopened
           ? `; the window reopened at frame ${worst.reopenedFrame}.`
           : `; the window never reopened${closed !== '' ? ` before ${closed}` : ' before the capture ended'}.`,
