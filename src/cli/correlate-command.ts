@@ -7,7 +7,7 @@ import { DETECTORS } from '../detect/registry.js';
 import { renderCorrelateText, writeCorrelateJson } from '../report/correlate.js';
 import type { FlowSelection } from '../report/text.js';
 import { UsageError } from './errors.js';
-import { addPolicyOptions, chalkFor, findingsExitCode, parseNonNegativeInteger, policyFromOptions, type PolicyCliOptions } from './shared-options.js';
+import { addPolicyOptions, chalkFor, findingsExitCode, parseNonNegativeInteger, parseNumber, parsePositiveNumber, policyFromOptions, type PolicyCliOptions } from './shared-options.js';
 
 interface CorrelateCliOptions extends PolicyCliOptions {
   json?: boolean;
@@ -18,18 +18,6 @@ interface CorrelateCliOptions extends PolicyCliOptions {
   quiet?: boolean;
 }
 
-function parseSeconds(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n)) throw new UsageError(`expected a number of seconds, got "${value}"`);
-  return n;
-}
-
-function parsePositiveSeconds(value: string): number {
-  const n = parseSeconds(value);
-  if (n <= 0) throw new UsageError(`expected a positive number of seconds, got "${value}"`);
-  return n;
-}
-
 export function registerCorrelate(program: Command, setCode: (code: number) => void): void {
   const command = program
     .command('correlate')
@@ -37,8 +25,8 @@ export function registerCorrelate(program: Command, setCode: (code: number) => v
     .argument('<captureA>', 'first capture (e.g. taken on the client host, or the proxy\'s front leg)')
     .argument('<captureB>', 'second capture (e.g. taken on the server host, or the proxy\'s back leg)')
     .option('--json', 'JSON report: analyze\'s schema plus a "correlation" section')
-    .option('--clock-offset <seconds>', 'B\'s clock minus A\'s, in seconds (overrides the estimate; --clock-offset=-1.5 for negative values)', parseSeconds)
-    .option('--max-forward-delay <seconds>', `longest delay through a proxy when pairing by payload (default ${DEFAULT_MAX_FORWARD_DELAY})`, parsePositiveSeconds)
+    .option('--clock-offset <seconds>', 'B\'s clock minus A\'s, in seconds (overrides the estimate; --clock-offset=-1.5 for negative values)', parseNumber)
+    .option('--max-forward-delay <seconds>', `longest delay through a proxy when pairing by payload (default ${DEFAULT_MAX_FORWARD_DELAY})`, parsePositiveNumber)
     .addOption(new Option('--flows <which>', 'conversations to list (default: text those with findings, JSON all)').choices(['all', 'flagged', 'none', 'interesting']))
     .option('--limit <n>', 'conversations listed when --flows is interesting', parseNonNegativeInteger, 20)
     .option('-q, --quiet', 'text: findings and summary line only');

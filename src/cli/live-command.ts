@@ -16,6 +16,7 @@ import {
   chalkFor,
   findingsExitCode,
   parseNonNegativeInteger,
+  parsePositiveNumber,
   policyFromOptions,
   type PolicyCliOptions,
 } from './shared-options.js';
@@ -35,12 +36,6 @@ interface LiveCliOptions extends PolicyCliOptions {
   limit: number;
   quiet?: boolean;
   maxConversations?: number;
-}
-
-function parsePositiveNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`expected a positive number, got "${value}"`);
-  return n;
 }
 
 function parsePositiveInteger(value: string): number {

@@ -54,6 +54,19 @@ export function findingsExitCode(findings: readonly Finding[], failOn: Severity 
   return findings.some((f) => severityRank(f.severity) <= limit) ? 1 : 0;
 }
 
+/** Any finite number (an offset may be negative); an empty argument is not 0. */
+export function parseNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new UsageError(`expected a number, got "${value}"`);
+  return n;
+}
+
+export function parsePositiveNumber(value: string): number {
+  const n = parseNumber(value);
+  if (n <= 0) throw new UsageError(`expected a positive number, got "${value}"`);
+  return n;
+}
+
 export function parseNonNegativeInteger(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new UsageError(`expected a whole number, got "${value}"`);
